@@ -1,0 +1,96 @@
+"""agentjobs.v1.JobService: translate, call one JobsService method. Errors are mapped
+by the error interceptor (api/interceptors.py), so handlers just let them raise."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from agentjobs.server.api import convert
+from agentjobs.server.services.jobs import JobsService
+from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
+
+
+class JobServicer(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(self, jobs: JobsService) -> None:
+        self._jobs = jobs
+
+    async def StartJob(
+        self, request: jobs_pb2.StartJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.StartJobResponse:
+        job = await self._jobs.start_job(
+            request.identifier_from_purchaser,
+            convert.struct_to_dict(request.input_data, "input_data"),
+            request.request_id or None,
+        )
+        return convert.start_response(job)
+
+    async def GetJobStatus(
+        self, request: jobs_pb2.GetJobStatusRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.GetJobStatusResponse:
+        return convert.status_response(await self._jobs.get_job(request.job_id))
+
+    async def ProvideInput(
+        self, request: jobs_pb2.ProvideInputRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ProvideInputResponse:
+        receipt = await self._jobs.provide_input(
+            request.job_id,
+            request.status_id,
+            convert.struct_to_dict(request.input_data, "input_data"),
+            request.request_id or None,
+        )
+        return jobs_pb2.ProvideInputResponse(
+            input_hash=receipt.input_hash, signature=receipt.signature
+        )
+
+    async def GetAvailability(
+        self, request: jobs_pb2.GetAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.GetAvailabilityResponse:
+        availability = self._jobs.availability()
+        return jobs_pb2.GetAvailabilityResponse(
+            availability=jobs_pb2.AVAILABILITY_AVAILABLE
+            if availability.available
+            else jobs_pb2.AVAILABILITY_UNAVAILABLE,
+            type="masumi-agent",
+            agent_identifier=availability.agent_identifier,
+            message=availability.message,
+            sandbox=availability.sandbox,
+        )
+
+    async def GetInputSchema(
+        self, request: jobs_pb2.GetInputSchemaRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.GetInputSchemaResponse:
+        response = jobs_pb2.GetInputSchemaResponse()
+        schema = convert.input_schema_to_pb(self._jobs.input_schema())
+        if schema is not None:
+            response.input_schema.CopyFrom(schema)
+        return response
+
+    async def GetDemo(
+        self, request: jobs_pb2.GetDemoRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.GetDemoResponse:
+        demo_input, demo_output = self._jobs.demo()
+        return jobs_pb2.GetDemoResponse(
+            input=convert.dict_to_struct(demo_input), output={"result": demo_output}
+        )
+
+    async def ListJobs(
+        self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ListJobsResponse:
+        page = await self._jobs.list_jobs(
+            request.page_size, request.page_token, convert.status_from_pb(request.status)
+        )
+        return jobs_pb2.ListJobsResponse(
+            jobs=[convert.job_to_pb(job) for job in page.items],
+            next_page_token=page.next_page_token or "",
+        )
+
+    async def WatchJob(
+        self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.WatchJobResponse]:
+        async for job, event in self._jobs.watch(request.job_id):
+            message = jobs_pb2.WatchJobResponse(job=convert.job_to_pb(job))
+            if event is not None:
+                message.event.CopyFrom(convert.event_to_pb(event))
+            yield message

@@ -1,0 +1,51 @@
+"""Prometheus metrics of one server instance (own registry: tests run many per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.grpc_requests = Counter(
+            "agentjobs_grpc_requests",
+            "gRPC requests by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.grpc_latency = Histogram(
+            "agentjobs_grpc_request_duration_seconds",
+            "gRPC request latency by method",
+            ["method"],
+            registry=self.registry,
+            buckets=(
+                0.0005,
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+            ),
+        )
+        self.http_requests = Counter(
+            "agentjobs_http_requests",
+            "HTTP requests by path and status",
+            ["path", "status"],
+            registry=self.registry,
+        )
+        self.jobs_running = Gauge(
+            "agentjobs_runner_active_jobs", "Jobs the runner is working on", registry=self.registry
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,62 @@
+"""Settings from the environment: AGENTJOBS_* plus the masumi names operators already use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, *masumi_names: str) -> AliasChoices:
+    return AliasChoices(f"AGENTJOBS_{name.upper()}", name, *masumi_names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    grpc_address: str = Field("127.0.0.1:50051", validation_alias=_env("grpc_address"))
+    http_address: str = Field("127.0.0.1:8000", validation_alias=_env("http_address"))
+    # None: a SQLite file agentjobs.db in the working directory.
+    database_url: str | None = Field(None, validation_alias=_env("database_url"))
+    agent: str = Field("agentjobs.server.demo_agent:agent", validation_alias=_env("agent"))
+    operator_token: SecretStr | None = Field(None, validation_alias=_env("operator_token"))
+
+    # The payment service; None starts the built-in sandbox on loopback.
+    payment_service_url: str | None = Field(
+        None, validation_alias=_env("payment_service_url", "PAYMENT_SERVICE_URL")
+    )
+    payment_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("payment_api_key", "PAYMENT_API_KEY")
+    )
+    agent_identifier: str | None = Field(
+        None, validation_alias=_env("agent_identifier", "AGENT_IDENTIFIER")
+    )
+    seller_vkey: str | None = Field(None, validation_alias=_env("seller_vkey", "SELLER_VKEY"))
+    network: Literal["Preprod", "Mainnet"] = Field(
+        "Preprod", validation_alias=_env("network", "NETWORK")
+    )
+    payment_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("payment_timeout_s"))
+
+    monitor_interval_s: float = Field(5.0, gt=0, validation_alias=_env("monitor_interval_s"))
+    runner_concurrency: int = Field(8, ge=1, validation_alias=_env("runner_concurrency"))
+    # The chain ignores submit-result requests made less than 5 minutes before
+    # submitResultTime; the agent must finish this long before it.
+    submit_margin_s: float = Field(360.0, ge=0, validation_alias=_env("submit_margin_s"))
+    # Sandbox only: how long the simulated buyer waits before locking funds.
+    sandbox_lock_after_s: float = Field(2.0, ge=0, validation_alias=_env("sandbox_lock_after_s"))
+
+    max_message_bytes: int = Field(4 * 1024 * 1024, validation_alias=_env("max_message_bytes"))
+    max_input_bytes: int = Field(1024 * 1024, validation_alias=_env("max_input_bytes"))
+    max_concurrent_rpcs: int = Field(1000, ge=1, validation_alias=_env("max_concurrent_rpcs"))
+    shutdown_grace_s: float = Field(10.0, ge=0, validation_alias=_env("shutdown_grace_s"))
+    tls_cert_file: Path | None = Field(None, validation_alias=_env("tls_cert_file"))
+    tls_key_file: Path | None = Field(None, validation_alias=_env("tls_key_file"))
+    # When set, clients must present a certificate signed by this CA (mTLS).
+    tls_client_ca_file: Path | None = Field(None, validation_alias=_env("tls_client_ca_file"))
+    log_level: str = Field("INFO", validation_alias=_env("log_level"))
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.payment_service_url

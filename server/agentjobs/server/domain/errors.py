@@ -1,0 +1,154 @@
+"""Domain errors. Each carries a stable UPPER_SNAKE reason and what a caller needs to act.
+
+The API layer maps each class to one canonical gRPC code / HTTP status in one place
+(agentjobs.server.api.errors); nothing here knows about transports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """Base of every error a caller may see. `reason` is AIP-193's ErrorInfo.reason."""
+
+    reason: str = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+class JobNotFoundError(DomainError):
+    reason = "JOB_NOT_FOUND"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found", metadata={"job_id": job_id})
+        self.job_id = job_id
+
+
+class InvoiceNotFoundError(DomainError):
+    reason = "INVOICE_NOT_FOUND"
+
+    def __init__(self, blockchain_identifier: str) -> None:
+        super().__init__(
+            f"no invoice for payment {blockchain_identifier!r}",
+            metadata={"blockchain_identifier": blockchain_identifier},
+        )
+        self.blockchain_identifier = blockchain_identifier
+
+
+class InvalidStateTransitionError(DomainError):
+    reason = "INVALID_STATE_TRANSITION"
+
+    def __init__(self, job_id: str, current: str, target: str) -> None:
+        super().__init__(
+            f"job {job_id!r} cannot go from {current} to {target}",
+            metadata={"job_id": job_id, "current_status": current, "target_status": target},
+        )
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+
+
+class StatusIdMismatchError(DomainError):
+    """ProvideInput answered a status other than the one the job is in now."""
+
+    reason = "STATUS_ID_MISMATCH"
+
+    def __init__(self, job_id: str, given: str, current: str) -> None:
+        super().__init__(
+            f"status_id {given!r} is not the current status of job {job_id!r}",
+            metadata={"job_id": job_id, "status_id": given, "current_status_id": current},
+        )
+        self.job_id = job_id
+
+
+class FieldViolation:
+    """One bad field of a request: AIP-193's BadRequest.FieldViolation."""
+
+    __slots__ = ("description", "field")
+
+    def __init__(self, field: str, description: str) -> None:
+        self.field = field
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"FieldViolation({self.field!r}, {self.description!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldViolation) and (other.field, other.description) == (
+            self.field,
+            self.description,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.description))
+
+
+class InvalidArgumentError(DomainError):
+    """A request that can never succeed as sent; `violations` name the fields."""
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        violations: list[FieldViolation] | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.violations = violations or []
+        if reason:
+            self.reason = reason
+
+
+class InvalidPageTokenError(InvalidArgumentError):
+    def __init__(self) -> None:
+        super().__init__(
+            "page_token is not a token this server issued",
+            [FieldViolation("page_token", "not a token this server issued")],
+            reason="INVALID_PAGE_TOKEN",
+        )
+
+
+class IdempotencyConflictError(DomainError):
+    """The same request_id was used before with different parameters."""
+
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request_id {request_id!r} was already used for a different request",
+            metadata={"request_id": request_id},
+        )
+
+
+class PaymentServiceUnavailableError(DomainError):
+    """The payment service could not be reached, timed out or answered 5xx: retry later."""
+
+    reason = "PAYMENT_SERVICE_UNAVAILABLE"
+
+
+class PaymentServiceRejectedError(DomainError):
+    """The payment service refused the request as invalid (HTTP 400)."""
+
+    reason = "PAYMENT_REQUEST_REJECTED"
+
+
+class PaymentServiceConflictError(DomainError):
+    """The payment service answered 409: the payment is not in a state for this now."""
+
+    reason = "PAYMENT_STATE_CONFLICT"
+
+
+class PaymentNotFoundError(DomainError):
+    reason = "PAYMENT_NOT_FOUND"
+
+
+class PaymentConfigurationError(DomainError):
+    """The payment service refused our credentials (401/403): an operator must fix config."""
+
+    reason = "PAYMENT_SERVICE_MISCONFIGURED"

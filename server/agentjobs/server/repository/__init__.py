@@ -1,0 +1,1 @@
+"""Persistence: the JobRepository protocol and its backends."""

@@ -1,0 +1,1 @@
+"""Use cases: starting jobs, the payment monitor, the job runner, earnings."""

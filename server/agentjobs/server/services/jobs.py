@@ -1,0 +1,295 @@
+"""The MIP-003 use cases, shared by the gRPC servicers and the HTTP front."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from masumi.helper_functions import create_masumi_input_hash
+
+from agentjobs.server.agent import Agent
+from agentjobs.server.domain import (
+    DomainError,
+    EventType,
+    FieldViolation,
+    IdempotencyConflictError,
+    InvalidArgumentError,
+    InvalidStateTransitionError,
+    InvoiceStatus,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    StatusIdMismatchError,
+)
+from agentjobs.server.domain.identifiers import identifier_from_purchaser_violation
+from agentjobs.server.payments.gateway import PaymentGateway
+from agentjobs.server.repository.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    InvoiceChange,
+    NewJob,
+    Page,
+    StatusChange,
+)
+from agentjobs.server.services.book import JobBook
+from agentjobs.server.services.input_validation import check_input_size, validate_input
+from agentjobs.server.services.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_ID_LENGTH = 128
+WATCH_REREAD_S = 5.0
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    agent_identifier: str
+    message: str
+    sandbox: bool
+
+
+@dataclass(frozen=True)
+class InputReceipt:
+    input_hash: str
+    signature: str = ""
+
+
+def check_request_id(request_id: str | None) -> None:
+    if request_id is not None and len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgumentError(
+            "request_id is too long",
+            [FieldViolation("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")],
+        )
+
+
+def check_page_size(page_size: int) -> int:
+    if page_size < 0:
+        raise InvalidArgumentError(
+            "page_size must not be negative", [FieldViolation("page_size", "must be >= 0")]
+        )
+    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+class JobsService:
+    def __init__(
+        self,
+        book: JobBook,
+        gateway: PaymentGateway,
+        runner: JobRunner,
+        agent: Agent,
+        *,
+        agent_identifier: str,
+        sandbox: bool,
+        max_input_bytes: int,
+    ) -> None:
+        self._book = book
+        self._repository = book.repository
+        self._gateway = gateway
+        self._runner = runner
+        self._agent = agent
+        self._agent_identifier = agent_identifier
+        self._sandbox = sandbox
+        self._max_input_bytes = max_input_bytes
+        # One payment request per request_id even when the retry arrives while the
+        # first call is still waiting for the payment service.
+        self._request_locks: dict[str, asyncio.Lock] = {}
+        self.accepting = True
+
+    # -- MIP-003 -------------------------------------------------------------
+    async def start_job(
+        self,
+        identifier_from_purchaser: str,
+        input_data: dict[str, Any],
+        request_id: str | None = None,
+    ) -> Job:
+        violation = identifier_from_purchaser_violation(identifier_from_purchaser)
+        if violation is not None:
+            raise InvalidArgumentError(
+                f"identifier_from_purchaser {violation.description}", [violation]
+            )
+        check_request_id(request_id)
+        check_input_size(input_data, self._max_input_bytes)
+        validate_input(input_data, self._agent.input_schema)
+        input_hash = create_masumi_input_hash(input_data, identifier_from_purchaser)
+        if not request_id:
+            return await self._create(identifier_from_purchaser, input_data, input_hash, None)
+        lock = self._request_locks.setdefault(request_id, asyncio.Lock())
+        try:
+            async with lock:
+                existing = await self._repository.get_by_request_id(request_id)
+                if existing is not None:
+                    if (existing.identifier_from_purchaser, existing.input_hash) != (
+                        identifier_from_purchaser,
+                        input_hash,
+                    ):
+                        raise IdempotencyConflictError(request_id)
+                    return existing
+                return await self._create(
+                    identifier_from_purchaser, input_data, input_hash, request_id
+                )
+        finally:
+            if not lock.locked():
+                self._request_locks.pop(request_id, None)
+
+    async def _create(
+        self,
+        identifier_from_purchaser: str,
+        input_data: dict[str, Any],
+        input_hash: str,
+        request_id: str | None,
+    ) -> Job:
+        # Nothing is stored until the payment service has answered: a failure there
+        # leaves no half-made job behind.
+        terms = await self._gateway.create_payment_request(
+            identifier_from_purchaser=identifier_from_purchaser, input_hash=input_hash
+        )
+        try:
+            job = await self._repository.create(
+                NewJob(
+                    identifier_from_purchaser=identifier_from_purchaser,
+                    input_data=input_data,
+                    input_hash=input_hash,
+                    payment=terms,
+                    request_id=request_id,
+                )
+            )
+        except Exception:
+            log.error(
+                "payment %s was requested but its job could not be stored; "
+                "nobody can pay it without the job's answer",
+                terms.blockchain_identifier,
+            )
+            raise
+        self._gateway.follow([job.blockchain_identifier])
+        return job
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self._repository.get(job_id)
+
+    async def provide_input(
+        self,
+        job_id: str,
+        status_id: str,
+        input_data: dict[str, Any],
+        request_id: str | None = None,
+    ) -> InputReceipt:
+        check_request_id(request_id)
+        job = await self._repository.get(job_id)
+        if request_id:
+            earlier = await self._earlier_answer(job_id, request_id)
+            if earlier is not None:
+                return earlier
+        if job.status is not JobStatus.AWAITING_INPUT:
+            raise InvalidStateTransitionError(job_id, job.status.value, JobStatus.RUNNING.value)
+        if status_id != job.status_id:
+            raise StatusIdMismatchError(job_id, status_id, job.status_id)
+        check_input_size(input_data, self._max_input_bytes)
+        validate_input(input_data, job.input_schema or {})
+        input_hash = create_masumi_input_hash(input_data, job.identifier_from_purchaser)
+        await self._book.update_status(
+            job_id,
+            StatusChange(
+                to=JobStatus.RUNNING,
+                expected=JobStatus.AWAITING_INPUT,
+                event=EventType.INPUT_PROVIDED,
+                event_data={
+                    "request_id": request_id,
+                    "input_hash": input_hash,
+                    "input_data": input_data,
+                    "status_id": status_id,
+                },
+            ),
+        )
+        if not self._runner.deliver_input(job_id, input_data):
+            # The handler that asked is gone (restart): re-run it; it replays this answer.
+            self._runner.enqueue(job_id, recovering=True)
+        return InputReceipt(input_hash=input_hash)
+
+    async def _earlier_answer(self, job_id: str, request_id: str) -> InputReceipt | None:
+        for event in await self._repository.events(job_id):
+            if (
+                event.type is EventType.INPUT_PROVIDED
+                and event.data.get("request_id") == request_id
+            ):
+                return InputReceipt(input_hash=str(event.data["input_hash"]))
+        return None
+
+    def availability(self) -> Availability:
+        if self._sandbox:
+            message = (
+                "SANDBOX: payments go to the built-in sandbox payment service, "
+                "not to Masumi; no real funds move"
+            )
+        else:
+            message = f"{self._agent.name} is ready to accept jobs"
+        if not self.accepting:
+            message = "shutting down; not accepting jobs"
+        return Availability(
+            available=self.accepting,
+            agent_identifier=self._agent_identifier,
+            message=message,
+            sandbox=self._sandbox,
+        )
+
+    def input_schema(self) -> dict[str, Any]:
+        return self._agent.input_schema
+
+    def demo(self) -> tuple[dict[str, Any], str]:
+        return self._agent.demo_input, self._agent.demo_output
+
+    async def list_jobs(
+        self, page_size: int = 0, page_token: str | None = None, status: JobStatus | None = None
+    ) -> Page[Job]:
+        return await self._repository.list(
+            page_size=check_page_size(page_size), page_token=page_token or None, status=status
+        )
+
+    async def watch(self, job_id: str) -> AsyncIterator[tuple[Job, JobEvent | None]]:
+        """The job now, then (job, event) per lifecycle event until it is terminal.
+
+        Events are read from the repository after each wake-up, so none is skipped even
+        when several land between two reads."""
+        with self._book.changes.subscribe(job_id) as changed:
+            job = await self._repository.get(job_id)
+            history = await self._repository.events(job_id)
+            last = history[-1].sequence if history else 0
+            yield job, None
+            while not job.is_terminal:
+                # The timeout covers writers in other processes sharing the database.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_REREAD_S)
+                changed.clear()
+                events = await self._repository.events(job_id, after_sequence=last)
+                if not events:
+                    continue
+                job = await self._repository.get(job_id)
+                for event in events:
+                    last = event.sequence
+                    yield job, event
+
+    # -- operator ------------------------------------------------------------
+    async def cancel_job(self, job_id: str, reason: str) -> Job:
+        job = await self._repository.get(job_id)
+        if job.status is not JobStatus.AWAITING_PAYMENT:
+            raise InvalidStateTransitionError(job_id, job.status.value, JobStatus.FAILED.value)
+        message = reason or "cancelled by the operator"
+        return await self._book.update_status(
+            job_id,
+            StatusChange(
+                to=JobStatus.FAILED,
+                expected=JobStatus.AWAITING_PAYMENT,
+                event=EventType.FAILED,
+                detail=message,
+                error=JobError(reason="CANCELLED", message=message),
+                invoice=InvoiceChange(status=InvoiceStatus.EXPIRED),
+            ),
+        )
+
+
+__all__ = ["Availability", "DomainError", "InputReceipt", "JobsService"]

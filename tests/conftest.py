@@ -1,0 +1,24 @@
+"""Shared fixtures: a whole server on ephemeral loopback ports and a channel to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from agentjobs.server.testing import RunningServer, running_server
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    # The simulated buyer pays only when a test says so: every transition is observable.
+    async with running_server(tmp_path, sandbox_lock_after_s=3600) as running:
+        yield running
+
+
+@pytest.fixture
+async def channel(server: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(server.grpc_target) as ch:
+        yield ch

@@ -1,0 +1,17 @@
+"""Agents the reliability suites load into a server subprocess via AGENTJOBS_AGENT."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "input_data": [{"id": "text", "type": "text", "name": "Text"}],
+}
+
+
+async def slow_shout(identifier_from_purchaser: str, input_data: dict[str, Any]) -> str:
+    """Takes long enough that a kill often lands while it runs."""
+    await asyncio.sleep(random.uniform(0.05, 0.4))
+    return str(input_data.get("text", "")).upper() + "!"
