@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -22,3 +22,18 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 async def channel(server: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(server.grpc_target) as ch:
         yield ch
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_answers_match_the_contract() -> Iterator[None]:
+    """Every answer any sandbox payment service gives during a test must match the
+    payment service's OpenAPI contract (tests/payments/contract.py)."""
+    from tests.payments.contract import recording
+
+    with recording() as recorder:
+        yield
+    if recorder.breaches:
+        pytest.fail(
+            "the sandbox answered outside the OpenAPI contract:\n  "
+            + "\n  ".join(recorder.breaches[:20])
+        )

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
+from agentjobs.client import AsyncJobClient
 from agentjobs.server.testing import RunningServer
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.support import error_details
@@ -272,3 +273,30 @@ async def test_request_id_is_echoed(channel: grpc.aio.Channel) -> None:
     )
     await call
     assert ("x-request-id", "trace-42") in tuple(await call.initial_metadata())
+
+
+async def test_errors_carry_the_request_id_in_trailers(channel: grpc.aio.Channel) -> None:
+    stub = jobs_pb2_grpc.JobServiceStub(channel)
+    call = stub.GetJobStatus(
+        jobs_pb2.GetJobStatusRequest(job_id="nope"), metadata=(("x-request-id", "trace-43"),)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert ("x-request-id", "trace-43") in tuple(caught.value.trailing_metadata() or ())
+    # No response headers before the error: that is what keeps UNAVAILABLE retryable.
+    assert "x-request-id" not in dict(caught.value.initial_metadata() or ())
+
+
+async def test_client_retries_an_unavailable_payment_service_once_more(
+    server: RunningServer,
+) -> None:
+    """The payment service drops the first payment request: the server answers
+    UNAVAILABLE before any response, the client's retry policy tries again with the same
+    request_id, and exactly one job and one payment come of it."""
+    server.sandbox.faults.drop_next = 1
+    async with AsyncJobClient(server.grpc_target) as client:
+        started = await client.start_job({"text": "retried"})
+    assert started.status == jobs_pb2.JOB_STATUS_AWAITING_PAYMENT
+    assert server.sandbox.request_counts[("POST", "/api/v1/payment")] == 2
+    assert server.sandbox.faults.drop_next == 0
+    assert await server.app.repository.count() == 1

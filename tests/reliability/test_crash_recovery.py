@@ -6,6 +6,7 @@ accepted submit-results (the sandbox counts them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
@@ -110,16 +111,21 @@ async def test_sigkill_under_load_loses_nothing(
     workers = [asyncio.create_task(load.worker()) for _ in range(WORKERS)]
     seen_at_kill: Counter[int] = Counter()
     server: ServerProcess | None = None
+    # Channels stay open until the workers are done: closing one under an in-flight call
+    # cancels the caller's task instead of failing the call with UNAVAILABLE.
+    channels = contextlib.AsyncExitStack()
     try:
         for _ in range(KILLS):
             server = await start_server_process(tmp_path, env)
-            async with grpc.aio.insecure_channel(server.grpc_target) as channel:
-                load.stub = jobs_pb2_grpc.JobServiceStub(channel)
-                load.up.set()
-                await asyncio.sleep(random.uniform(1.0, 2.0))  # steady load until the kill
-                seen_at_kill.update(job.status for job in await all_jobs(load.stub))
-                load.up.clear()
-                await server.kill()
+            channel = await channels.enter_async_context(
+                grpc.aio.insecure_channel(server.grpc_target)
+            )
+            load.stub = jobs_pb2_grpc.JobServiceStub(channel)
+            load.up.set()
+            await asyncio.sleep(random.uniform(1.0, 2.0))  # steady load until the kill
+            seen_at_kill.update(job.status for job in await all_jobs(load.stub))
+            load.up.clear()
+            await server.kill()
 
         server = await start_server_process(tmp_path, env)
         async with grpc.aio.insecure_channel(server.grpc_target) as channel:
@@ -139,6 +145,8 @@ async def test_sigkill_under_load_loses_nothing(
     finally:
         for task in workers:
             task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await channels.aclose()
         if server is not None and server.process.returncode is None:
             await server.kill()
 

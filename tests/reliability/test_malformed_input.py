@@ -10,7 +10,7 @@ import json
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -181,7 +181,10 @@ def test_odd_ids_and_page_tokens(
         (
             UNARY_METHODS[6],
             jobs_pb2.ListJobsRequest(
-                page_size=page_size, page_token=page_token, status=status
+                page_size=page_size,
+                page_token=page_token,
+                # Any int, also one no enum names: the server must answer INVALID_ARGUMENT.
+                status=cast(jobs_pb2.JobStatus, status),
             ).SerializeToString(),
         ),
     ]
@@ -189,10 +192,33 @@ def test_odd_ids_and_page_tokens(
         call_raw(channel, method, body, "")
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _nested_struct(levels: int) -> bytes:
+    """Struct{"k": Value{struct_value: Struct{...}}} `levels` deep, encoded by hand."""
+    struct = b""
+    for _ in range(levels):
+        value = _length_delimited(5, struct)  # Value.struct_value
+        entry = _length_delimited(1, b"k") + _length_delimited(2, value)
+        struct = _length_delimited(1, entry)  # Struct.fields map entry
+    return struct
+
+
 def test_deep_and_huge_requests(live: tuple[ThreadedServer, grpc.Channel]) -> None:
     _, channel = live
     deep: dict[str, Any] = {"text": "x"}
-    for _ in range(90):  # protobuf's own recursion limit is 100
+    for _ in range(30):  # each level is three messages (Struct, map entry, Value); limit 100
         deep = {"nested": deep}
     struct = struct_pb2.Struct()
     struct.update({"text": "deep", "nested": deep})
@@ -200,6 +226,11 @@ def test_deep_and_huge_requests(live: tuple[ThreadedServer, grpc.Channel]) -> No
         identifier_from_purchaser="aabbccddeeff0011", input_data=struct
     )
     call_raw(channel, UNARY_METHODS[0], deep_request.SerializeToString(), "")
+    # Deeper than protobuf parses at all: only raw bytes can carry it to the server.
+    too_deep = _length_delimited(2, _nested_struct(200))
+    with pytest.raises(grpc.RpcError) as malformed:
+        channel.unary_unary(UNARY_METHODS[0])(too_deep, timeout=10)
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     huge = jobs_pb2.GetJobStatusRequest(job_id="j" * (2 * 1024 * 1024))
     with pytest.raises(grpc.RpcError) as raised:
         channel.unary_unary(UNARY_METHODS[1])(huge.SerializeToString(), timeout=10)

@@ -119,7 +119,7 @@ async def test_5xx_burst_fails_start_cleanly_and_monitor_catches_up(rig: Rig) ->
     # The buyer pays while the service answers 500 to everyone, the monitor included.
     await rig.sandbox.lock_funds(before.blockchain_identifier)
     status = await rig.stub.GetJobStatus(jobs_pb2.GetJobStatusRequest(job_id=before.job_id))
-    assert status.job.status == jobs_pb2.JOB_STATUS_AWAITING_PAYMENT
+    assert status.status == jobs_pb2.JOB_STATUS_AWAITING_PAYMENT
 
     rig.sandbox.faults.error_rate = 0.0
     final = await final_state(rig.stub, before.job_id)

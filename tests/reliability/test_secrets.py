@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -39,7 +40,7 @@ async def test_secrets_stay_out_of_logs_and_errors(
     sandbox = SandboxPaymentService(api_key=PAYMENT_KEY, lock_after=0, settle_after=0.02)
     url = await sandbox.start("127.0.0.1", 0)
     try:
-        common = {
+        common: dict[str, Any] = {
             "payment_service_url": url,
             "agent_identifier": AGENT_IDENTIFIER,
             "operator_token": OPERATOR_TOKEN,

@@ -11,6 +11,7 @@ from agentjobs.client.channel import DEFAULT
 from agentjobs.client.convert import dict_to_struct, struct_to_dict
 from agentjobs.client.errors import (
     AgentJobsError,
+    AlreadyExists,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -25,6 +26,7 @@ from agentjobs.client.sync_client import JobClient
 __all__ = [
     "DEFAULT",
     "AgentJobsError",
+    "AlreadyExists",
     "AsyncJobClient",
     "DeadlineExceeded",
     "FailedPrecondition",

@@ -29,9 +29,13 @@ from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc, operator_pb2, operator_pb2_grp
 class AsyncJobClient:
     """Async client. Failed calls raise `agentjobs.client.errors.AgentJobsError` subclasses.
 
+    TLS is used when `tls` is true or a `ca_file` (the server's CA; default: the system
+    roots) or a client `cert_file` + `key_file` (mutual TLS) is given; else plaintext.
     `operator_token` is sent only on OperatorService calls. `default_timeout` (seconds)
     is the deadline of every unary call; pass `timeout=` to a method to override it
     (`timeout=None`: no deadline). WatchJob has no deadline unless one is given.
+    Calls failing with UNAVAILABLE are retried with backoff by gRPC itself (see
+    `service_config`); `retry_policy` replaces the default policy.
     The channel is created on first use, inside the running event loop.
     """
 
@@ -42,6 +46,7 @@ class AsyncJobClient:
         ca_file: StrPath | None = None,
         cert_file: StrPath | None = None,
         key_file: StrPath | None = None,
+        tls: bool = False,
         operator_token: str | None = None,
         default_timeout: float | None = 10.0,
         retry_policy: dict[str, Any] | None = None,
@@ -52,6 +57,7 @@ class AsyncJobClient:
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,
+            tls=tls,
             operator_token=operator_token,
             retry_policy=retry_policy,
             options=options,
@@ -71,6 +77,14 @@ class AsyncJobClient:
             self._channel = grpc.aio.secure_channel(s.target, s.credentials, options=s.options)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._operator = operator_pb2_grpc.OperatorServiceStub(self._channel)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The underlying channel, e.g. for connectivity checks or other stubs."""
+        if self._channel is None:
+            self._connect()
+        assert self._channel is not None
+        return self._channel
 
     @property
     def jobs_stub(self) -> Any:
@@ -122,8 +136,10 @@ class AsyncJobClient:
         request_id: str | None = None,
         timeout: Timeout = DEFAULT,
     ) -> jobs_pb2.StartJobResponse:
-        """Starts a job. A random 20-hex-char identifier and a uuid4 request_id are
-        filled when not given; pass your own request_id to retry across processes."""
+        """Starts a job. A uuid4 request_id is filled when not given, so gRPC's own
+        retries are idempotent; pass your own request_id to retry across processes.
+        Without an identifier, a 20-hex-char one is filled in: random, or derived from
+        your request_id so that a retry sends the same request."""
         request = requests.start_job(input_data, identifier_from_purchaser, request_id)
         response: jobs_pb2.StartJobResponse = await self._unary(
             self.jobs_stub.StartJob, request, timeout

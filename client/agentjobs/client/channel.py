@@ -22,12 +22,14 @@ def channel_credentials(
     ca_file: StrPath | None = None,
     cert_file: StrPath | None = None,
     key_file: StrPath | None = None,
+    *,
+    tls: bool = False,
 ) -> grpc.ChannelCredentials | None:
-    """None (plaintext) unless a CA or a client certificate is given. A client
-    certificate without a CA uses the system roots for the server."""
+    """None (plaintext) unless TLS is asked for, or a CA or a client certificate is
+    given. Without a CA the server's certificate is checked against the system roots."""
     if (cert_file is None) != (key_file is None):
         raise ValueError("mutual TLS needs both cert_file and key_file")
-    if ca_file is None and cert_file is None:
+    if not tls and ca_file is None and cert_file is None:
         return None
     return grpc.ssl_channel_credentials(
         root_certificates=_read(ca_file),
@@ -50,6 +52,7 @@ def connection_settings(
     ca_file: StrPath | None,
     cert_file: StrPath | None,
     key_file: StrPath | None,
+    tls: bool,
     operator_token: str | None,
     retry_policy: dict[str, Any] | None,
     options: list[tuple[str, Any]] | None,
@@ -59,7 +62,7 @@ def connection_settings(
         metadata = (("authorization", f"Bearer {operator_token}"),)
     return ConnectionSettings(
         target=target,
-        credentials=channel_credentials(ca_file, cert_file, key_file),
+        credentials=channel_credentials(ca_file, cert_file, key_file, tls=tls),
         options=channel_options(retry_policy, options),
         operator_metadata=metadata,
     )

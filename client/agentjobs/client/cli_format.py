@@ -1,6 +1,6 @@
 """How the CLI shows things: times, amounts, JSON documents and rich tables.
 
-Library-free of typer; rich is imported here because only the CLI uses this module.
+Free of typer; rich is imported here because only the CLI uses this module.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from agentjobs.client.convert import (
 from agentjobs.v1 import input_schema_pb2, jobs_pb2, operator_pb2
 
 LOVELACE_PER_ADA = 1_000_000
+POLICY_ID_HEX_CHARS = 56
 NONE = "—"
+
+# Ids and times are read (and copied) whole: the other columns wrap instead.
+UNBROKEN_COLUMNS = frozenset({"job id", "updated"})
 
 STATUS_STYLE = {
     "awaiting_payment": "yellow",
@@ -44,11 +48,12 @@ STATUS_STYLE = {
 
 # -- values ------------------------------------------------------------------
 def local_time(moment: datetime) -> str:
-    return moment.astimezone().isoformat(timespec="seconds")
+    """2025-01-31 12:00:05 CET: local time, to the second, with its zone."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def format_ms(ms: int) -> str:
-    """Epoch milliseconds -> ISO local time; 0 (unset) -> a dash."""
+    """Epoch milliseconds -> local time; 0 (unset) -> a dash."""
     if not ms:
         return NONE
     return local_time(datetime.fromtimestamp(ms / 1000, tz=UTC))
@@ -64,13 +69,32 @@ def is_lovelace(unit: str) -> bool:
     return unit in ("", "lovelace")
 
 
+def format_ada(lovelace: int) -> str:
+    """12_500_000 -> "12.5 ADA": exact (integer arithmetic), no trailing zeros."""
+    sign = "-" if lovelace < 0 else ""
+    whole, fraction = divmod(abs(lovelace), LOVELACE_PER_ADA)
+    decimals = f"{fraction:06d}".rstrip("0")
+    return f"{sign}{whole:,}{'.' + decimals if decimals else ''} ADA"
+
+
+def asset_label(unit: str) -> str:
+    """A native asset's unit is its policy id (56 hex) + its name in hex: show the name
+    when it is printable, else a shortened unit. --json keeps the exact unit."""
+    name_hex = unit[POLICY_ID_HEX_CHARS:]
+    try:
+        name = bytes.fromhex(name_hex).decode("ascii")
+    except ValueError:
+        name = ""
+    if name and name.isprintable() and not name.isspace():
+        return name
+    return unit if len(unit) <= 16 else f"{unit[:8]}…{unit[-6:]}"
+
+
 def format_amount(amount: int, unit: str) -> str:
-    """Lovelace as ADA with 6 decimals; other assets as integer + unit."""
+    """Lovelace as ADA; other assets as the integer in their smallest unit + their name."""
     if is_lovelace(unit):
-        sign = "-" if amount < 0 else ""
-        whole, frac = divmod(abs(amount), LOVELACE_PER_ADA)
-        return f"{sign}{whole:,}.{frac:06d} ADA"
-    return f"{amount:,} {unit}"
+        return format_ada(amount)
+    return f"{amount:,} {asset_label(unit)}"
 
 
 def format_amounts(amounts: Iterable[operator_pb2.Amount]) -> str:
@@ -175,15 +199,15 @@ def job_view(job: jobs_pb2.Job) -> Table:
 
 def jobs_table(jobs: Sequence[jobs_pb2.Job]) -> Table:
     table = Table(title=f"Jobs ({len(jobs)})", title_justify="left")
-    for column in ("job id", "status", "created", "updated", "input"):
-        table.add_column(column, overflow="fold")
+    for column in ("job id", "status", "created"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("input", overflow="fold")
     for job in jobs:
         text = json.dumps(struct_to_dict(job.input_data), ensure_ascii=False)
         table.add_row(
             job.job_id,
             styled(job_status_name(job.status)),
             format_timestamp(job.create_time),
-            format_timestamp(job.update_time),
             text if len(text) <= 60 else text[:59] + "…",
         )
     return table
@@ -286,7 +310,8 @@ def earnings_view(
         total: operator_pb2.MoneyTotal = getattr(report, name)
         money.add_row(label, str(total.count), format_amounts(total.amounts))
 
-    jobs = Table(title="Jobs by status", title_justify="left")
+    # The period filters invoices only; the job counts are the books as they are now.
+    jobs = Table(title="Jobs by status (now)", title_justify="left")
     jobs.add_column("status")
     jobs.add_column("jobs", justify="right")
     for item in report.jobs_by_status:
@@ -299,7 +324,12 @@ def earnings_view(
 def invoices_table(invoices: Sequence[operator_pb2.Invoice], title: str = "Invoices") -> Table:
     table = Table(title=f"{title} ({len(invoices)})", title_justify="left")
     for column in ("job id", "amount", "state", "on chain", "updated"):
-        table.add_column(column, overflow="fold", justify="right" if column == "amount" else "left")
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column in UNBROKEN_COLUMNS,
+            justify="right" if column == "amount" else "left",
+        )
     for invoice in invoices:
         table.add_row(
             invoice.job_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -19,6 +20,13 @@ IDENTIFIER_HEX_CHARS = 20
 
 def new_identifier_from_purchaser() -> str:
     return secrets.token_hex(IDENTIFIER_HEX_CHARS // 2)
+
+
+def identifier_for_request(request_id: str) -> str:
+    """The same valid identifier for every retry of one request_id (the server refuses a
+    reused request_id whose request differs, and a random identifier would differ)."""
+    digest = hashlib.sha256(b"agentjobs identifier_from_purchaser\0" + request_id.encode())
+    return digest.hexdigest()[:IDENTIFIER_HEX_CHARS]
 
 
 def new_request_id() -> str:

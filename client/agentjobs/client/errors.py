@@ -65,6 +65,10 @@ class FailedPrecondition(AgentJobsError):
     """FAILED_PRECONDITION: the job is not in a status that allows the call."""
 
 
+class AlreadyExists(AgentJobsError):
+    """ALREADY_EXISTS: a request_id reused for a different request."""
+
+
 class Unauthenticated(AgentJobsError):
     """UNAUTHENTICATED: an operator call without a token."""
 
@@ -89,6 +93,7 @@ _BY_CODE: dict[grpc.StatusCode, type[AgentJobsError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: JobNotFound,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAVAILABLE: Unavailable,

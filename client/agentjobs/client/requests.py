@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 from agentjobs.client.convert import (
     datetime_to_timestamp,
     dict_to_struct,
+    identifier_for_request,
     invoice_status,
     job_status,
     new_identifier_from_purchaser,
@@ -26,8 +27,14 @@ def start_job(
     identifier_from_purchaser: str | None,
     request_id: str | None,
 ) -> jobs_pb2.StartJobRequest:
+    """A caller's own request_id makes a retry idempotent only if the retry is the same
+    request: without an identifier, the one filled in is derived from the request_id."""
+    if not identifier_from_purchaser:
+        identifier_from_purchaser = (
+            identifier_for_request(request_id) if request_id else new_identifier_from_purchaser()
+        )
     return jobs_pb2.StartJobRequest(
-        identifier_from_purchaser=identifier_from_purchaser or new_identifier_from_purchaser(),
+        identifier_from_purchaser=identifier_from_purchaser,
         input_data=dict_to_struct(input_data),
         request_id=request_id or new_request_id(),
     )

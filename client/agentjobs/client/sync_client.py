@@ -26,9 +26,13 @@ class JobClient:
     """Blocking client; same constructor and methods as AsyncJobClient.
 
     Failed calls raise `agentjobs.client.errors.AgentJobsError` subclasses.
+    TLS is used when `tls` is true or a `ca_file` (the server's CA; default: the system
+    roots) or a client `cert_file` + `key_file` (mutual TLS) is given; else plaintext.
     `operator_token` is sent only on OperatorService calls. `default_timeout` (seconds)
     is the deadline of every unary call; pass `timeout=` to override it (`None`: no
-    deadline). WatchJob has no deadline unless one is given. Thread-safe.
+    deadline). WatchJob has no deadline unless one is given. Calls failing with
+    UNAVAILABLE are retried with backoff by gRPC itself (see `service_config`);
+    `retry_policy` replaces the default policy. Thread-safe.
     """
 
     def __init__(
@@ -38,6 +42,7 @@ class JobClient:
         ca_file: StrPath | None = None,
         cert_file: StrPath | None = None,
         key_file: StrPath | None = None,
+        tls: bool = False,
         operator_token: str | None = None,
         default_timeout: float | None = 10.0,
         retry_policy: dict[str, Any] | None = None,
@@ -48,6 +53,7 @@ class JobClient:
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,
+            tls=tls,
             operator_token=operator_token,
             retry_policy=retry_policy,
             options=options,
@@ -55,16 +61,18 @@ class JobClient:
         self._settings = s
         self.target = target
         self.default_timeout = default_timeout
+        # The underlying channel, e.g. for connectivity checks or other stubs.
+        self.channel: grpc.Channel
         if s.credentials is None:
-            self._channel = grpc.insecure_channel(s.target, options=s.options)
+            self.channel = grpc.insecure_channel(s.target, options=s.options)
         else:
-            self._channel = grpc.secure_channel(s.target, s.credentials, options=s.options)
-        self.jobs_stub: Any = jobs_pb2_grpc.JobServiceStub(self._channel)
-        self.operator_stub: Any = operator_pb2_grpc.OperatorServiceStub(self._channel)
+            self.channel = grpc.secure_channel(s.target, s.credentials, options=s.options)
+        self.jobs_stub: Any = jobs_pb2_grpc.JobServiceStub(self.channel)
+        self.operator_stub: Any = operator_pb2_grpc.OperatorServiceStub(self.channel)
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:
-        self._channel.close()
+        self.channel.close()
 
     def __enter__(self) -> Self:
         return self
@@ -97,8 +105,10 @@ class JobClient:
         request_id: str | None = None,
         timeout: Timeout = DEFAULT,
     ) -> jobs_pb2.StartJobResponse:
-        """Starts a job. A random 20-hex-char identifier and a uuid4 request_id are
-        filled when not given; pass your own request_id to retry across processes."""
+        """Starts a job. A uuid4 request_id is filled when not given, so gRPC's own
+        retries are idempotent; pass your own request_id to retry across processes.
+        Without an identifier, a 20-hex-char one is filled in: random, or derived from
+        your request_id so that a retry sends the same request."""
         request = requests.start_job(input_data, identifier_from_purchaser, request_id)
         response: jobs_pb2.StartJobResponse = self._unary(self.jobs_stub.StartJob, request, timeout)
         return response

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from agentjobs.server.agent import Agent, load_agent
 from agentjobs.server.api.grpc_server import GrpcServer
@@ -99,6 +100,8 @@ class App:
             agent_identifier=self.payments.agent_identifier,
             sandbox=settings.uses_sandbox,
             max_input_bytes=settings.max_input_bytes,
+            pay_window=timedelta(seconds=settings.pay_window_s),
+            result_window=timedelta(seconds=settings.result_window_s),
         )
         self.earnings = EarningsService(self.repository)
         self.monitor = PaymentMonitor(
@@ -109,7 +112,7 @@ class App:
         self.http = HttpServer(
             create_http_app(
                 self.jobs,
-                metrics_body=self.metrics.render,
+                metrics=self.metrics,
                 is_serving=lambda: self.jobs.accepting,
                 max_body_bytes=settings.max_message_bytes,
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         "Preprod", validation_alias=_env("network", "NETWORK")
     )
     payment_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("payment_timeout_s"))
+    # How long the buyer has to lock funds, and until when the result must be submitted,
+    # counted from StartJob (the masumi SDK's defaults: 12 h and 24 h).
+    pay_window_s: float = Field(12 * 3600, gt=0, validation_alias=_env("pay_window_s"))
+    result_window_s: float = Field(24 * 3600, gt=0, validation_alias=_env("result_window_s"))
 
     monitor_interval_s: float = Field(5.0, gt=0, validation_alias=_env("monitor_interval_s"))
     runner_concurrency: int = Field(8, ge=1, validation_alias=_env("runner_concurrency"))
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
     # When set, clients must present a certificate signed by this CA (mTLS).
     tls_client_ca_file: Path | None = Field(None, validation_alias=_env("tls_client_ca_file"))
     log_level: str = Field("INFO", validation_alias=_env("log_level"))
+
+    @model_validator(mode="after")
+    def _windows_in_order(self) -> Settings:
+        if self.result_window_s <= self.pay_window_s:
+            raise ValueError("result_window_s must be longer than pay_window_s")
+        return self
 
     @property
     def uses_sandbox(self) -> bool:

@@ -47,7 +47,15 @@ _INVOICE_FROM_PB: dict[int, InvoiceStatus] = {v: k for k, v in _INVOICE_TO_PB.it
 def struct_to_dict(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
     """Struct carries every number as a double; integral values become ints again so
     the MIP-004 input hash over gRPC equals the one over JSON (3, not 3.0)."""
-    return _ints_back(json_format.MessageToDict(struct), field)
+    try:
+        plain = json_format.MessageToDict(struct)
+    except (json_format.SerializeToJsonError, ValueError, RecursionError) as exc:
+        # NaN / Infinity, or a value JSON cannot represent: the input hash is over JSON.
+        raise InvalidArgumentError(
+            f"{field} holds a value JSON cannot carry",
+            [FieldViolation(field, f"not representable as JSON: {exc}"[:200])],
+        ) from None
+    return _ints_back(plain, field)
 
 
 def _ints_back(value: Any, field: str) -> Any:

@@ -21,6 +21,7 @@ from agentjobs.server.domain import (
     PaymentServiceConflictError,
     PaymentServiceRejectedError,
     PaymentServiceUnavailableError,
+    RequestTooLargeError,
     StatusIdMismatchError,
 )
 
@@ -41,6 +42,7 @@ _MAPPINGS: list[tuple[type[DomainError], Mapping]] = [
     (StatusIdMismatchError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 412)),
     (InvalidStateTransitionError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
     (IdempotencyConflictError, Mapping(grpc.StatusCode.ALREADY_EXISTS, 409)),
+    (RequestTooLargeError, Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, 413)),
     (PaymentServiceUnavailableError, Mapping(grpc.StatusCode.UNAVAILABLE, 503)),
     # The payment service refused what we sent: the caller's input was bad.
     (PaymentServiceRejectedError, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400)),
@@ -111,8 +113,14 @@ def simple_status(
     return status
 
 
-async def abort_with(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
-    await context.abort_with_status(rpc_status.to_status(status))
+async def abort_with(
+    context: grpc.aio.ServicerContext,
+    status: status_pb2.Status,
+    trailers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """End the call with a rich status; `trailers` travel beside grpc-status-details-bin."""
+    rich = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, (*rich.trailing_metadata, *trailers))
 
 
 def http_body(error: DomainError) -> tuple[int, dict[str, object]]:

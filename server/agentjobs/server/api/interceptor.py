@@ -5,6 +5,7 @@ overhead to a single extra coroutine frame."""
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 
 from agentjobs.server.api.errors import abort_with, simple_status, to_rpc_status
 from agentjobs.server.api.metrics import Metrics
@@ -81,7 +83,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 class _Call:
     """Per-RPC state; the wrappers below run the handler inside it."""
 
-    __slots__ = ("_deserialize", "_metadata", "_method", "_owner")
+    __slots__ = ("_deserialize", "_metadata", "_method", "_owner", "_request_id")
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class _Call:
         self._method = method
         self._metadata = metadata
         self._deserialize = deserialize
+        self._request_id = "-"
 
     def _parse(self, raw: Any) -> Any:
         if self._deserialize is None:
@@ -108,9 +111,8 @@ class _Call:
             ) from None
 
     async def _begin(self, context: grpc.aio.ServicerContext) -> None:
-        request_id = new_request_id(self._metadata.get(REQUEST_ID_KEY))
-        request_id_var.set(request_id)
-        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        self._request_id = new_request_id(self._metadata.get(REQUEST_ID_KEY))
+        request_id_var.set(self._request_id)
         refusal = self._owner.authorize(self._method, self._metadata)
         if refusal is not None:
             code, message = refusal
@@ -119,13 +121,22 @@ class _Call:
                 if code is grpc.StatusCode.UNAUTHENTICATED
                 else "PERMISSION_DENIED"
             )
-            await abort_with(context, simple_status(code, message, reason))
+            await self._abort(context, simple_status(code, message, reason))
+
+    async def _echo_request_id(self, context: grpc.aio.ServicerContext) -> None:
+        """Sent with the first response, not at the start: once response headers are
+        out, a client's gRPC retry policy may no longer retry the call (an UNAVAILABLE
+        answered before any response must stay retryable)."""
+        await context.send_initial_metadata(((REQUEST_ID_KEY, self._request_id),))
+
+    async def _abort(self, context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
+        await abort_with(context, status, ((REQUEST_ID_KEY, self._request_id),))
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
-            await abort_with(context, to_rpc_status(exc))
+            await self._abort(context, to_rpc_status(exc))
         errors_log.exception("unexpected error in %s", self._method)
-        await abort_with(
+        await self._abort(
             context, simple_status(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
         )
 
@@ -148,7 +159,9 @@ class _Call:
             started = time.perf_counter()
             try:
                 await self._begin(context)
-                return await behavior(self._parse(request), context)
+                response = await behavior(self._parse(request), context)
+                await self._echo_request_id(context)
+                return response
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
@@ -158,15 +171,44 @@ class _Call:
 
         return wrapped
 
-    def stream(
-        self, behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    def stream(self, behavior: Callable[[Any, grpc.aio.ServicerContext], Any]) -> Any:
+        # grpc.aio picks the streaming API by the handler's kind: an async generator
+        # yields responses, a coroutine (e.g. the health service's Watch) calls
+        # context.write(). The wrapper must be of the same kind as what it wraps.
+        if inspect.iscoroutinefunction(behavior):
+            return self._writer(behavior)
+
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
                 await self._begin(context)
+                echoed = False
                 async for response in behavior(self._parse(request), context):
+                    if not echoed:
+                        await self._echo_request_id(context)
+                        echoed = True
                     yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._fail(context, exc)
+            finally:
+                self._finish(context, started)
+
+        return wrapped
+
+    def _writer(
+        self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
+        """A streaming handler that writes with context.write(): the request id goes out
+        first, as its writes would send the headers anyway."""
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> None:
+            started = time.perf_counter()
+            try:
+                await self._begin(context)
+                await self._echo_request_id(context)
+                await behavior(self._parse(request), context)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -20,28 +22,20 @@ class Metrics:
             "gRPC request latency by method",
             ["method"],
             registry=self.registry,
-            buckets=(
-                0.0005,
-                0.001,
-                0.0025,
-                0.005,
-                0.01,
-                0.025,
-                0.05,
-                0.1,
-                0.25,
-                0.5,
-                1,
-                2.5,
-                5,
-                10,
-            ),
+            buckets=LATENCY_BUCKETS,
         )
         self.http_requests = Counter(
             "agentjobs_http_requests",
             "HTTP requests by path and status",
             ["path", "status"],
             registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "agentjobs_http_request_duration_seconds",
+            "HTTP request latency by path",
+            ["path"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
         )
         self.jobs_running = Gauge(
             "agentjobs_runner_active_jobs", "Jobs the runner is working on", registry=self.registry

@@ -14,6 +14,7 @@ from agentjobs.server.domain.errors import (
     PaymentServiceConflictError,
     PaymentServiceRejectedError,
     PaymentServiceUnavailableError,
+    RequestTooLargeError,
     StatusIdMismatchError,
 )
 from agentjobs.server.domain.events import EventType, JobEvent
@@ -53,6 +54,7 @@ __all__ = [
     "PaymentServiceRejectedError",
     "PaymentServiceUnavailableError",
     "PaymentTerms",
+    "RequestTooLargeError",
     "StatusIdMismatchError",
     "utcnow",
     "validate_transition",

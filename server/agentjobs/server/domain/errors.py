@@ -114,6 +114,12 @@ class InvalidPageTokenError(InvalidArgumentError):
         )
 
 
+class RequestTooLargeError(DomainError):
+    """A request body larger than the configured limit; it was not read."""
+
+    reason = "REQUEST_TOO_LARGE"
+
+
 class IdempotencyConflictError(DomainError):
     """The same request_id was used before with different parameters."""
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from masumi.helper_functions import create_masumi_input_hash
@@ -38,6 +39,7 @@ from agentjobs.server.repository.base import (
 )
 from agentjobs.server.services.book import JobBook
 from agentjobs.server.services.input_validation import check_input_size, validate_input
+from agentjobs.server.services.keyed_locks import KeyedLocks
 from agentjobs.server.services.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ class JobsService:
         agent_identifier: str,
         sandbox: bool,
         max_input_bytes: int,
+        pay_window: timedelta = timedelta(hours=12),
+        result_window: timedelta = timedelta(hours=24),
     ) -> None:
         self._book = book
         self._repository = book.repository
@@ -96,9 +100,15 @@ class JobsService:
         self._agent_identifier = agent_identifier
         self._sandbox = sandbox
         self._max_input_bytes = max_input_bytes
+        self._pay_window = pay_window
+        self._result_window = result_window
         # One payment request per request_id even when the retry arrives while the
         # first call is still waiting for the payment service.
-        self._request_locks: dict[str, asyncio.Lock] = {}
+        self._request_locks = KeyedLocks()
+        # One answer per question: the status_id check and the transition it guards
+        # happen under this job's lock, so two answers racing for one question cannot
+        # both pass the check (the second would answer the handler's next question).
+        self._input_locks = KeyedLocks()
         self.accepting = True
 
     # -- MIP-003 -------------------------------------------------------------
@@ -119,23 +129,16 @@ class JobsService:
         input_hash = create_masumi_input_hash(input_data, identifier_from_purchaser)
         if not request_id:
             return await self._create(identifier_from_purchaser, input_data, input_hash, None)
-        lock = self._request_locks.setdefault(request_id, asyncio.Lock())
-        try:
-            async with lock:
-                existing = await self._repository.get_by_request_id(request_id)
-                if existing is not None:
-                    if (existing.identifier_from_purchaser, existing.input_hash) != (
-                        identifier_from_purchaser,
-                        input_hash,
-                    ):
-                        raise IdempotencyConflictError(request_id)
-                    return existing
-                return await self._create(
-                    identifier_from_purchaser, input_data, input_hash, request_id
-                )
-        finally:
-            if not lock.locked():
-                self._request_locks.pop(request_id, None)
+        async with self._request_locks.hold(request_id):
+            existing = await self._repository.get_by_request_id(request_id)
+            if existing is not None:
+                if (existing.identifier_from_purchaser, existing.input_hash) != (
+                    identifier_from_purchaser,
+                    input_hash,
+                ):
+                    raise IdempotencyConflictError(request_id)
+                return existing
+            return await self._create(identifier_from_purchaser, input_data, input_hash, request_id)
 
     async def _create(
         self,
@@ -146,8 +149,12 @@ class JobsService:
     ) -> Job:
         # Nothing is stored until the payment service has answered: a failure there
         # leaves no half-made job behind.
+        now = datetime.now(UTC)
         terms = await self._gateway.create_payment_request(
-            identifier_from_purchaser=identifier_from_purchaser, input_hash=input_hash
+            identifier_from_purchaser=identifier_from_purchaser,
+            input_hash=input_hash,
+            pay_by_time=now + self._pay_window,
+            submit_result_time=now + self._result_window,
         )
         try:
             job = await self._repository.create(
@@ -180,6 +187,12 @@ class JobsService:
         request_id: str | None = None,
     ) -> InputReceipt:
         check_request_id(request_id)
+        async with self._input_locks.hold(job_id):
+            return await self._answer(job_id, status_id, input_data, request_id)
+
+    async def _answer(
+        self, job_id: str, status_id: str, input_data: dict[str, Any], request_id: str | None
+    ) -> InputReceipt:
         job = await self._repository.get(job_id)
         if request_id:
             earlier = await self._earlier_answer(job_id, request_id)
@@ -256,9 +269,12 @@ class JobsService:
         Events are read from the repository after each wake-up, so none is skipped even
         when several land between two reads."""
         with self._book.changes.subscribe(job_id) as changed:
-            job = await self._repository.get(job_id)
+            # Events first, then the job: an event written in between is then already in
+            # the job read. (The other way round it would count as seen while the job
+            # read predates it, and the stream would show a stale status.)
             history = await self._repository.events(job_id)
             last = history[-1].sequence if history else 0
+            job = await self._repository.get(job_id)
             yield job, None
             while not job.is_terminal:
                 # The timeout covers writers in other processes sharing the database.

@@ -1,10 +1,26 @@
 """The payment monitor: one background task per process that follows every payment.
 
 Each round pages through GET /payment/diff from a durable watermark, applies what
-changed to our jobs and invoices, then expires unpaid jobs whose payByTime passed.
-Applying a change twice is harmless (transitions are compare-and-set on the expected
+changed to our jobs and invoices, decides the buyers' refund requests, then expires
+unpaid jobs whose payByTime passed. Applying a change twice is harmless (a state the
+invoice already shows is skipped, transitions are compare-and-set on the expected
 status), so the watermark is saved only after a page is applied: a crash in between
-replays the page instead of losing it.
+replays the page instead of losing it. A transition that loses a race with another
+writer (the runner, an operator) is decided again on the job as it is now, never
+dropped.
+
+Refund policy (the buyer's RefundRequested; the money is in escrow):
+- a FAILED job (agent error, deadline, submission impossible, or funds locked after
+  we had expired or cancelled it) can no longer earn the money: the refund is
+  authorized (authorize-refund) and the invoice ends refunded at RefundWithdrawn;
+- a job still AWAITING_PAYMENT (funds locked and a refund asked for between two
+  polls) is not started: FAILED (REFUND_REQUESTED), and the refund is authorized;
+- a RUNNING or AWAITING_INPUT job keeps working; the request is decided when the job
+  ends: authorized if it fails, while a completed job's result turns the payment
+  Disputed, which is recorded, logged and left to the operator (as is any dispute);
+- RefundWithdrawn (the refund paid out, however it was authorized) stops a job that
+  has not finished: FAILED (REFUNDED); the invoice is refunded.
+Undecided requests are re-read from the open invoices at start-up.
 """
 
 from __future__ import annotations
@@ -26,9 +42,15 @@ from agentjobs.server.domain import (
     JobError,
     JobStatus,
 )
-from agentjobs.server.payments.gateway import OnChainState, PaymentGateway, PaymentState
+from agentjobs.server.payments.gateway import (
+    NextAction,
+    OnChainState,
+    PaymentGateway,
+    PaymentState,
+)
 from agentjobs.server.repository.base import InvoiceChange, StatusChange, Watermark
 from agentjobs.server.services.book import JobBook
+from agentjobs.server.services.refunds import RefundDesk
 from agentjobs.server.services.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -38,12 +60,34 @@ WATERMARK = "payments"
 # skew between us and the payment service cannot hide a change.
 FIRST_POLL_LOOKBACK = timedelta(hours=1)
 EXPIRY_BATCH = 500
+# Tries to apply one change when other writers keep moving its job.
+APPLY_ATTEMPTS = 3
 
 # onChainState -> (invoice status, lifecycle event) for money that settles.
 _SETTLED: dict[str, tuple[InvoiceStatus, EventType]] = {
     OnChainState.WITHDRAWN: (InvoiceStatus.WITHDRAWN, EventType.WITHDRAWN),
     OnChainState.REFUND_WITHDRAWN: (InvoiceStatus.REFUNDED, EventType.REFUNDED),
 }
+# States in which the buyer's money sits in escrow: the invoice is paid.
+_ESCROWED = frozenset(
+    {
+        OnChainState.FUNDS_LOCKED,
+        OnChainState.RESULT_SUBMITTED,
+        OnChainState.REFUND_REQUESTED,
+        OnChainState.DISPUTED,
+        OnChainState.WITHDRAW_AUTHORIZED,
+        OnChainState.REFUND_AUTHORIZED,
+    }
+)
+
+
+def needs_attention(payment: PaymentState) -> bool:
+    """A chain action failed and waits for an operator (error-state-recovery)."""
+    return bool(
+        payment.error_type
+        or payment.error_note
+        or payment.requested_action == NextAction.WAITING_FOR_MANUAL_ACTION
+    )
 
 
 class PaymentMonitor:
@@ -60,24 +104,42 @@ class PaymentMonitor:
         self._repository = book.repository
         self._gateway = gateway
         self._runner = runner
+        self._refunds = RefundDesk(book, gateway)
         self._interval_s = interval_s
         self._clock_ms = clock_ms
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
+        self._rounds_begun = 0
+        self._rounds_ended = 0
+        self._last_round_ok = False
+        self._round_ended = asyncio.Condition()
         self.rounds = 0
         self.requests_last_round = 0
+
+    @property
+    def undecided_refunds(self) -> frozenset[str]:
+        return self._refunds.undecided
 
     async def run(self) -> None:
         """Poll until stop(); a failed round is logged and retried next interval."""
         open_invoices = await self._repository.list_open_invoices()
         self._gateway.follow([i.blockchain_identifier for i in open_invoices])
+        for invoice in open_invoices:
+            if invoice.on_chain_state == OnChainState.REFUND_REQUESTED:
+                self._refunds.requested(invoice.blockchain_identifier)
         while not self._stop.is_set():
+            self._rounds_begun += 1
+            ok = False
             try:
                 await self.poll_once()
+                ok = True
             except DomainError as exc:
                 log.warning("payment monitor round failed: %s (%s)", exc.message, exc.reason)
             except Exception:
                 log.exception("payment monitor round failed")
+            async with self._round_ended:
+                self._rounds_ended, self._last_round_ok = self._rounds_begun, ok
+                self._round_ended.notify_all()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self._interval_s)
             self._poke.clear()
@@ -85,6 +147,15 @@ class PaymentMonitor:
     def poke(self) -> None:
         """Poll now instead of at the next interval (tests, operator tools)."""
         self._poke.set()
+
+    async def poll_round(self) -> bool:
+        """Poll now and wait until a round that began after this call has ended; True if
+        it succeeded. Only while run() runs (bound the wait with asyncio.timeout)."""
+        wanted = self._rounds_begun + 1
+        self.poke()
+        async with self._round_ended:
+            await self._round_ended.wait_for(lambda: self._rounds_ended >= wanted)
+            return self._last_round_ok
 
     def stop(self) -> None:
         self._stop.set()
@@ -111,6 +182,7 @@ class PaymentMonitor:
             if not changes.more:
                 break
         self.requests_last_round = requests
+        await self._refunds.decide()
         await self._expire_unpaid()
         self.rounds += 1
         return applied
@@ -121,77 +193,155 @@ class PaymentMonitor:
         return Watermark(last_update=oldest - FIRST_POLL_LOOKBACK)
 
     async def _apply_safely(self, job: Job, payment: PaymentState) -> None:
-        try:
-            await self.apply(job, payment)
-        except InvalidStateTransitionError as exc:
-            # Another writer (runner, operator) moved the job first: nothing to do.
-            log.debug("payment %s: %s", payment.blockchain_identifier, exc.message)
+        for _ in range(APPLY_ATTEMPTS):
+            try:
+                await self.apply(job, payment)
+                return
+            except InvalidStateTransitionError as exc:
+                # Another writer moved the job between our read and our write: decide
+                # again on the job as it is now.
+                log.debug("payment %s: %s; applying again", payment.blockchain_identifier, exc)
+                job = await self._repository.get(job.job_id)
+        log.error(
+            "payment %s (%s) could not be applied to job %s, which kept changing",
+            payment.blockchain_identifier,
+            payment.on_chain_state,
+            job.job_id,
+        )
 
     async def apply(self, job: Job, payment: PaymentState) -> None:
-        invoice = await self._repository.get_invoice(payment.blockchain_identifier)
         state = payment.on_chain_state
-        if state == invoice.on_chain_state and state is not None:
+        if state is None and not needs_attention(payment):
+            return  # still unpaid: nothing to read (the first round may bring thousands)
+        invoice = await self._repository.get_invoice(payment.blockchain_identifier)
+        if state is None or state == invoice.on_chain_state:
+            if needs_attention(payment):
+                await self._note_attention(job, payment)
             return
-        if state is None:
-            if payment.error_type or payment.requested_action == "WaitingForManualAction":
-                await self._note(job, invoice, payment)
-            return
-        if state == OnChainState.FUNDS_LOCKED and job.status is JobStatus.AWAITING_PAYMENT:
-            await self._book.update_status(
-                job.job_id,
-                StatusChange(
-                    to=JobStatus.RUNNING,
-                    expected=JobStatus.AWAITING_PAYMENT,
-                    event=EventType.FUNDS_LOCKED,
-                    invoice=InvoiceChange(status=InvoiceStatus.PAID, on_chain_state=state),
-                ),
-            )
-            self._runner.enqueue(job.job_id)
-            return
-        if state == OnChainState.FUNDS_OR_DATUM_INVALID and not job.is_terminal:
+        if state == OnChainState.FUNDS_LOCKED:
+            await self._funds_locked(job, invoice, payment)
+        elif state == OnChainState.FUNDS_OR_DATUM_INVALID and not job.is_terminal:
             await self._fail(
                 job,
                 "FUNDS_OR_DATUM_INVALID",
                 "the buyer's funds or datum were invalid; the job was not run",
                 InvoiceChange(status=InvoiceStatus.INVALID, on_chain_state=state),
             )
-            return
-        if state in _SETTLED:
-            invoice_status, event = _SETTLED[state]
-            if invoice_status is InvoiceStatus.REFUNDED and not job.is_terminal:
-                self._runner.cancel(job.job_id)
-                await self._fail(
-                    job,
-                    "REFUNDED",
-                    "the buyer was refunded",
-                    InvoiceChange(status=invoice_status, on_chain_state=state),
+        elif state == OnChainState.REFUND_REQUESTED:
+            await self._refund_requested(job, invoice, payment)
+        elif state in _SETTLED:
+            await self._settled(job, state)
+        else:
+            if state == OnChainState.DISPUTED:
+                log.warning(
+                    "payment %s of job %s is disputed: the buyer wants a refund of a "
+                    "result we submitted; an operator must settle it",
+                    payment.blockchain_identifier,
+                    job.job_id,
                 )
-                return
-            await self._book.record_event(
+            await self._note(job, invoice, payment)
+
+    async def _funds_locked(self, job: Job, invoice: Invoice, payment: PaymentState) -> None:
+        if job.status is JobStatus.AWAITING_PAYMENT:
+            await self._book.update_status(
                 job.job_id,
-                event,
-                detail=state,
-                invoice=InvoiceChange(status=invoice_status, on_chain_state=state),
+                StatusChange(
+                    to=JobStatus.RUNNING,
+                    expected=JobStatus.AWAITING_PAYMENT,
+                    event=EventType.FUNDS_LOCKED,
+                    invoice=InvoiceChange(
+                        status=InvoiceStatus.PAID, on_chain_state=payment.on_chain_state
+                    ),
+                ),
             )
+            self._runner.enqueue(job.job_id)
             return
+        if job.is_terminal:
+            # Locked on chain in time (the chain enforces payByTime) but seen after we
+            # had expired or cancelled the job. We cannot run it any more; the buyer
+            # gets the money back with a refund request (authorized by policy) or
+            # after unlockTime.
+            log.warning(
+                "payment %s: the buyer locked funds for job %s, which is already %s; "
+                "their refund request will be authorized",
+                payment.blockchain_identifier,
+                job.job_id,
+                job.status.value,
+            )
         await self._note(job, invoice, payment)
 
+    async def _refund_requested(self, job: Job, invoice: Invoice, payment: PaymentState) -> None:
+        if job.status is JobStatus.AWAITING_PAYMENT:
+            await self._fail(
+                job,
+                "REFUND_REQUESTED",
+                "the buyer asked for a refund before the job started",
+                InvoiceChange(status=InvoiceStatus.PAID, on_chain_state=payment.on_chain_state),
+            )
+        else:
+            await self._note(job, invoice, payment)
+        self._refunds.requested(payment.blockchain_identifier)
+
+    async def _settled(self, job: Job, state: str) -> None:
+        invoice_status, event = _SETTLED[state]
+        change = InvoiceChange(status=invoice_status, on_chain_state=state)
+        if invoice_status is InvoiceStatus.REFUNDED and not job.is_terminal:
+            self._runner.cancel(job.job_id)
+            await self._fail(job, "REFUNDED", "the buyer was refunded", change)
+            return
+        await self._book.record_event(job.job_id, event, detail=state, invoice=change)
+
     async def _note(self, job: Job, invoice: Invoice, payment: PaymentState) -> None:
-        """A state worth recording that changes no money: ResultSubmitted, disputes,
+        """A state worth recording that settles no money: ResultSubmitted, disputes,
         refund requests, errors waiting for an operator."""
-        detail = payment.on_chain_state or payment.requested_action
-        if payment.error_note:
-            detail = f"{detail}: {payment.error_type}: {payment.error_note}"
-            log.warning("payment %s needs attention: %s", payment.blockchain_identifier, detail)
+        detail = self._describe(payment)
+        self._warn_if_stuck(payment, detail)
+        state = payment.on_chain_state
+        # Money in escrow is paid, even on an invoice we had given up on.
+        paid = (
+            InvoiceStatus.PAID
+            if state in _ESCROWED
+            and invoice.status in (InvoiceStatus.PENDING, InvoiceStatus.EXPIRED)
+            else None
+        )
         await self._book.record_event(
             job.job_id,
             EventType.PAYMENT_STATE_CHANGED,
             detail=detail,
             data={"requested_action": payment.requested_action},
-            invoice=InvoiceChange(on_chain_state=payment.on_chain_state)
-            if payment.on_chain_state
-            else None,
+            invoice=InvoiceChange(status=paid, on_chain_state=state) if state else None,
         )
+
+    async def _note_attention(self, job: Job, payment: PaymentState) -> None:
+        """An error on a payment whose onChainState we know already: recorded once (a
+        replayed page brings the same error again)."""
+        detail = self._describe(payment)
+        for event in reversed(await self._repository.events(job.job_id)):
+            if event.type is EventType.PAYMENT_STATE_CHANGED:
+                if event.detail == detail:
+                    return
+                break
+        self._warn_if_stuck(payment, detail)
+        await self._book.record_event(
+            job.job_id,
+            EventType.PAYMENT_STATE_CHANGED,
+            detail=detail,
+            data={"requested_action": payment.requested_action},
+        )
+
+    @staticmethod
+    def _describe(payment: PaymentState) -> str:
+        detail = payment.on_chain_state or payment.requested_action
+        if needs_attention(payment):
+            detail = (
+                f"{detail}: {payment.requested_action}: {payment.error_type}: {payment.error_note}"
+            )
+        return detail
+
+    @staticmethod
+    def _warn_if_stuck(payment: PaymentState, detail: str) -> None:
+        if needs_attention(payment):
+            log.warning("payment %s needs attention: %s", payment.blockchain_identifier, detail)
 
     async def _fail(self, job: Job, reason: str, message: str, invoice: InvoiceChange) -> None:
         await self._book.update_status(
@@ -209,7 +359,9 @@ class PaymentMonitor:
     async def _expire_unpaid(self) -> None:
         """Nothing on the payment service expires an unpaid request: we do. Each job
         is checked once more with the service first, so a payment locked at the last
-        moment (and not yet in the diff) is run, not expired."""
+        moment (and not yet in the diff) is run, not expired. The transition is a
+        compare-and-set from AWAITING_PAYMENT: a job expires once, whatever the rounds
+        and restarts."""
         now_ms = self._clock_ms()
         for job in await self._repository.list_unpaid_expired(now_ms, EXPIRY_BATCH):
             try:
@@ -221,10 +373,10 @@ class PaymentMonitor:
                     exc.reason,
                 )
                 continue
+            if payment.on_chain_state is not None:
+                await self._apply_safely(job, payment)
+                continue
             try:
-                if payment.on_chain_state is not None:
-                    await self.apply(job, payment)
-                    continue
                 await self._book.update_status(
                     job.job_id,
                     StatusChange(
@@ -240,4 +392,4 @@ class PaymentMonitor:
                     ),
                 )
             except InvalidStateTransitionError:
-                continue
+                continue  # moved meanwhile (paid, cancelled): not ours to expire

@@ -3,7 +3,13 @@
 Crash safety: the result is stored before it is submitted; a job found RUNNING at
 start-up with a stored result is submitted again only if the payment service has not
 already taken its hash; one without a result is re-run from its stored input, replaying
-the human input it had already been given. Handlers may therefore run more than once.
+the human input it had already been given. A job found AWAITING_INPUT keeps waiting,
+with the same status_id, and is re-run once the person answers. Handlers may therefore
+run more than once.
+
+A result is never submitted twice: after any submit-result whose outcome is unknown (a
+409, a timeout, a lost connection, a restart) the payment is read first, and the result
+is submitted again only if the service has not taken it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from agentjobs.server.payments.gateway import OnChainState, PaymentGateway, Paym
 from agentjobs.server.repository.base import StatusChange
 from agentjobs.server.services.book import JobBook
 from agentjobs.server.services.input_validation import validate_input
+from agentjobs.server.services.slots import Slot
 
 log = logging.getLogger(__name__)
 
@@ -133,53 +140,100 @@ class JobRunner:
 
     # -- one job -------------------------------------------------------------
     async def _run(self, job_id: str, recovering: bool) -> None:
-        try:
-            await self._run_job(job_id, recovering)
-        except asyncio.CancelledError:
-            raise
-        except InvalidStateTransitionError as exc:
-            # Someone else moved the job (refund, cancel, another process): not ours now.
-            log.info("job %s changed under the runner: %s", job_id, exc.message)
-        except Exception:
-            log.exception("job %s: runner failed; it will be recovered at next start", job_id)
+        """Drive the job until it is settled here. An unexpected failure (the database,
+        a malformed answer) is logged and the job driven again from what is stored,
+        instead of leaving it RUNNING until the next restart."""
+        delay = self._retry_base_s
+        while True:
+            try:
+                await self._run_job(job_id, recovering)
+                return
+            except asyncio.CancelledError:
+                raise
+            except InvalidStateTransitionError as exc:
+                # Someone else moved the job (refund, cancel, another process): not ours now.
+                log.info("job %s changed under the runner: %s", job_id, exc.message)
+                return
+            except JobNotFoundError:
+                log.error("job %s vanished from the repository while it was run", job_id)
+                return
+            except Exception:
+                log.exception("job %s: the runner failed; trying again in %.1fs", job_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max_s)
+            recovering = True
 
     async def _run_job(self, job_id: str, recovering: bool) -> None:
-        async with self._slots:
-            job = await self._book.repository.get(job_id)
-            if job.status not in (JobStatus.RUNNING, JobStatus.AWAITING_INPUT):
+        job = await self._book.repository.get(job_id)
+        if job.status is JobStatus.AWAITING_INPUT and job.result is None:
+            # Enqueued with no handler alive to ask (a restart): wait for the person
+            # without touching the job, so the status_id they were given stays valid.
+            answered = await self._answer_for_gone_handler(job)
+            if answered is None:
                 return
-            if job.result is not None:
-                await self._submit(job, check_first=recovering)
-                return
-            deadline_ms = job.submit_result_time - self._margin_ms
-            if self._clock_ms() >= deadline_ms:
-                await self._fail(
-                    job, "DEADLINE_EXCEEDED", "no time left to run before submitResultTime"
-                )
-                return
-            replay = await self._answers_given(job_id) if recovering else []
+            job, recovering = answered, True
+        if job.status is not JobStatus.RUNNING:
+            return
+        if job.result is not None:
+            # Stored before an interruption: it may have reached the service already.
+            await self._submit(job, check_first=True)
+            return
+        slot = Slot(self._slots)
+        await slot.take()
+        try:
+            produced = await self._produce_result(job_id, recovering, slot)
+        finally:
+            slot.give_back()
+        if produced is not None:
+            await self._submit(produced, check_first=False)
+
+    async def _answer_for_gone_handler(self, job: Job) -> Job | None:
+        """Wait until ProvideInput answers `job` (then the job as it is now) or its
+        deadline passes (then None, the job failed)."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        # Registered before the job is read again, so an answer arriving in between
+        # finds a waiter (or is already visible in what is read).
+        self._waiting_input[job.job_id] = future
+        try:
+            job = await self._book.repository.get(job.job_id)
             if job.status is JobStatus.AWAITING_INPUT:
-                job = await self._book.update_status(
-                    job_id,
-                    StatusChange(
-                        to=JobStatus.RUNNING,
-                        expected=JobStatus.AWAITING_INPUT,
-                        event=EventType.STARTED,
-                        detail="restarted after a server restart",
-                    ),
-                )
-            else:
-                await self._book.record_event(
-                    job_id,
-                    EventType.STARTED,
-                    detail="restarted after a server restart" if recovering else "",
-                )
-            result = await self._call_handler(job, deadline_ms, replay)
-            if result is None:
-                return
-            result_hash = create_masumi_output_hash(result, job.identifier_from_purchaser)
-            job = await self._book.store_result(job_id, result, result_hash)
-        await self._submit(job, check_first=False)
+                remaining_s = (job.submit_result_time - self._margin_ms - self._clock_ms()) / 1000
+                try:
+                    async with asyncio.timeout(max(0.0, remaining_s)):
+                        await future
+                except TimeoutError:
+                    await self._fail(job, "DEADLINE_EXCEEDED", "no input arrived in time")
+                    return None
+                job = await self._book.repository.get(job.job_id)
+        finally:
+            if self._waiting_input.get(job.job_id) is future:
+                del self._waiting_input[job.job_id]
+        return job
+
+    async def _produce_result(self, job_id: str, recovering: bool, slot: Slot) -> Job | None:
+        """Run the handler (holding `slot`) and store its result; None if the job failed
+        or moved on meanwhile."""
+        # Read again: the job may have moved while it waited for a slot.
+        job = await self._book.repository.get(job_id)
+        if job.status is not JobStatus.RUNNING or job.result is not None:
+            return None
+        deadline_ms = job.submit_result_time - self._margin_ms
+        if self._clock_ms() >= deadline_ms:
+            await self._fail(
+                job, "DEADLINE_EXCEEDED", "no time left to run before submitResultTime"
+            )
+            return None
+        replay = await self._answers_given(job_id) if recovering else []
+        await self._book.record_event(
+            job_id,
+            EventType.STARTED,
+            detail="run again after an interruption" if recovering else "",
+        )
+        result = await self._call_handler(job, deadline_ms, replay, slot)
+        if result is None:
+            return None
+        result_hash = create_masumi_output_hash(result, job.identifier_from_purchaser)
+        return await self._book.store_result(job_id, result, result_hash)
 
     async def _answers_given(self, job_id: str) -> list[dict[str, Any]]:
         events = await self._book.repository.events(job_id)
@@ -190,26 +244,28 @@ class JobRunner:
         ]
 
     async def _call_handler(
-        self, job: Job, deadline_ms: int, replay: list[dict[str, Any]]
+        self, job: Job, deadline_ms: int, replay: list[dict[str, Any]], slot: Slot
     ) -> str | None:
         async def requester(schema: dict[str, Any], message: str | None) -> dict[str, Any]:
             if replay:
                 return replay.pop(0)
-            return await self._wait_for_input(job.job_id, schema, message)
+            return await self._wait_for_input(job.job_id, schema, message, slot)
 
         token = current_input_requester.set(requester)
-        timeout_s = max(0.0, (deadline_ms - self._clock_ms()) / 1000)
+        deadline = asyncio.timeout(max(0.0, (deadline_ms - self._clock_ms()) / 1000))
         try:
-            result = await asyncio.wait_for(
-                self._agent.handler(job.identifier_from_purchaser, dict(job.input_data)),
-                timeout_s,
-            )
-        except TimeoutError:
-            await self._fail(job, "DEADLINE_EXCEEDED", "the agent did not finish in time")
-            return None
+            async with deadline:
+                result = await self._agent.handler(
+                    job.identifier_from_purchaser, dict(job.input_data)
+                )
         except (asyncio.CancelledError, InvalidStateTransitionError, JobNotFoundError):
             raise
         except Exception as exc:
+            # A TimeoutError the agent raised itself (its own HTTP call, say) is its
+            # error, not our deadline.
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                await self._fail(job, "DEADLINE_EXCEEDED", "the agent did not finish in time")
+                return None
             log.exception("job %s: agent failed", job.job_id)
             await self._fail(job, "AGENT_ERROR", f"{type(exc).__name__}: {exc}"[:500])
             return None
@@ -221,10 +277,14 @@ class JobRunner:
                 job, "AGENT_ERROR", f"the agent returned {type(result).__name__}, not str"
             )
             return None
+        if not result:
+            # MIP-003 consumers treat a completed job without a result as broken.
+            await self._fail(job, "AGENT_ERROR", "the agent returned an empty result")
+            return None
         return result
 
     async def _wait_for_input(
-        self, job_id: str, schema: dict[str, Any], message: str | None
+        self, job_id: str, schema: dict[str, Any], message: str | None, slot: Slot
     ) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         # Registered before the status change, so an answer can never find no waiter.
@@ -241,57 +301,65 @@ class JobRunner:
             ),
         )
         # A person may take long: free the slot for other jobs meanwhile.
-        self._slots.release()
-        try:
-            answer = await future
-        finally:
-            await self._slots.acquire()
+        slot.give_back()
+        answer = await future
+        await slot.take()
         validate_input(answer, schema)
         return answer
 
     async def _submit(self, job: Job, *, check_first: bool) -> None:
+        """Submit the stored result's hash until the service takes it. `check_first`:
+        an earlier try may have reached the service, so look before submitting."""
         assert job.result is not None
         result_hash = create_masumi_output_hash(job.result, job.identifier_from_purchaser)
         last_chance_ms = job.submit_result_time - CHAIN_SUBMIT_CUTOFF_MS
         delay = self._retry_base_s
-        if check_first and await self._already_accepted(job, result_hash):
-            await self._complete(job, result_hash, "accepted before the restart")
-            return
+        unsure = check_first
         while True:
+            if unsure:
+                state = await self._payment_state(job)
+                if state is not None and result_already_accepted(state, result_hash):
+                    await self._complete(job, result_hash, "accepted on an earlier try")
+                    return
+                # Not readable: still unsure, so do not submit blindly; ask again later.
+                unsure = state is None
             if self._clock_ms() >= last_chance_ms:
                 await self._fail(
                     job, "SUBMIT_DEADLINE_PASSED", "the result could not be submitted in time"
                 )
                 return
-            try:
-                await self._gateway.submit_result(
-                    job.blockchain_identifier, job.result, job.identifier_from_purchaser
-                )
-            except (PaymentServiceConflictError, PaymentServiceUnavailableError) as exc:
-                log.warning(
-                    "job %s: submit-result not accepted yet (%s); retrying", job.job_id, exc.reason
-                )
-                if await self._already_accepted(job, result_hash):
-                    await self._complete(job, result_hash, "accepted on an earlier try")
+            if not unsure:
+                try:
+                    await self._gateway.submit_result(
+                        job.blockchain_identifier, job.result, job.identifier_from_purchaser
+                    )
+                except (PaymentServiceConflictError, PaymentServiceUnavailableError) as exc:
+                    log.warning(
+                        "job %s: submit-result not accepted yet (%s); retrying",
+                        job.job_id,
+                        exc.reason,
+                    )
+                    # The request may have been taken even so (a lost answer).
+                    unsure = True
+                except PaymentConfigurationError:
+                    log.error(
+                        "job %s: the payment service refuses our API key; retrying", job.job_id
+                    )
+                except (PaymentServiceRejectedError, PaymentNotFoundError) as exc:
+                    await self._fail(job, "SUBMISSION_REJECTED", exc.message)
                     return
-            except PaymentConfigurationError:
-                log.error("job %s: the payment service refuses our API key; retrying", job.job_id)
-            except (PaymentServiceRejectedError, PaymentNotFoundError) as exc:
-                await self._fail(job, "SUBMISSION_REJECTED", exc.message)
-                return
-            else:
-                await self._complete(job, result_hash, "")
-                return
+                else:
+                    await self._complete(job, result_hash, "")
+                    return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
 
-    async def _already_accepted(self, job: Job, result_hash: str) -> bool:
+    async def _payment_state(self, job: Job) -> PaymentState | None:
         try:
-            state = await self._gateway.get_payment(job.blockchain_identifier)
+            return await self._gateway.get_payment(job.blockchain_identifier)
         except DomainError as exc:
             log.warning("job %s: cannot read the payment (%s)", job.job_id, exc.reason)
-            return False
-        return result_already_accepted(state, result_hash)
+            return None
 
     async def _complete(self, job: Job, result_hash: str, detail: str) -> None:
         await self._book.record_event(

@@ -1,0 +1,117 @@
+"""Helpers of the client and CLI tests: running the CLI, waiting on a job's stream."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+from typer.testing import CliRunner
+
+from agentjobs.client import JobClient
+from agentjobs.client.cli import app
+from agentjobs.v1 import jobs_pb2
+
+AGENTJOBS = Path(sys.executable).parent / "agentjobs"
+# The developer's shell must not leak into the tests; a wide terminal keeps table rows
+# (amounts, ids) on one line each.
+CLEAN_ENV: dict[str, str | None] = {
+    "AGENTJOBS_TARGET": None,
+    "AGENTJOBS_TOKEN": None,
+    "AGENTJOBS_TLS": None,
+    "AGENTJOBS_CA_FILE": None,
+    "AGENTJOBS_CERT_FILE": None,
+    "AGENTJOBS_KEY_FILE": None,
+    "AGENTJOBS_DEBUG": None,
+    "COLUMNS": "240",
+}
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_cli(*args: object, env: Mapping[str, str | None] | None = None) -> CliResult:
+    result = CliRunner().invoke(app, [str(a) for a in args], env={**CLEAN_ENV, **(env or {})})
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def assert_ok(result: CliResult) -> CliResult:
+    assert result.code == 0, f"exit {result.code}: {result.err}{result.out}"
+    assert result.err == ""
+    return result
+
+
+def assert_one_error_line(result: CliResult, code: int, *fragments: str) -> str:
+    """The error contract: the documented exit code, one `error:` line, no traceback."""
+    assert result.code == code, f"exit {result.code} != {code}: {result.err!r} {result.out!r}"
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    line = lines[0]
+    assert line.startswith("error: "), line
+    assert "Traceback" not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free now; tests bind it moments later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_status(client: JobClient, job_id: str, status: int, timeout: float = 20) -> None:
+    """Follows the job's stream until it reaches `status` (the stream's deadline bounds it)."""
+    for update in client.watch(job_id, timeout=timeout):
+        if update.job.status == status:
+            return
+    raise AssertionError(f"job {job_id} ended without reaching {jobs_pb2.JobStatus.Name(status)}")
+
+
+class LineReader:
+    """The lines a subprocess writes, read by a thread, so a test waits on one with a
+    timeout instead of blocking on the pipe."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._stream = process.stdout
+        self._lines: Queue[str] = Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self._stream:
+            self._lines.put(line)
+        self._lines.put("")  # end of stream
+
+    def wait_for(self, fragment: str, timeout: float = 20) -> str:
+        while True:
+            line = self._lines.get(timeout=timeout)
+            self.seen.append(line)
+            if not line:
+                raise AssertionError(f"stream ended before {fragment!r}: {''.join(self.seen)}")
+            if fragment in line:
+                return line
+
+    def rest(self, timeout: float = 20) -> str:
+        while True:
+            line = self._lines.get(timeout=timeout)
+            if not line:
+                return "".join(self.seen)
+            self.seen.append(line)

@@ -1,0 +1,44 @@
+"""Fixtures: a sandbox on an ephemeral loopback port, raw HTTP to it, a gateway to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from agentjobs.server.payments.masumi import MasumiPaymentGateway
+from agentjobs.server.payments.sandbox import SandboxPaymentService
+from tests.payments.helpers import AGENT_IDENTIFIER, API_KEY, RawApi
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxPaymentService]:
+    # The buyer pays only when a test says so; chain steps are quick.
+    service = SandboxPaymentService(api_key=API_KEY, lock_after=None, settle_after=0.01)
+    await service.start("127.0.0.1", 0)
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def raw(sandbox: SandboxPaymentService) -> AsyncIterator[RawApi]:
+    async with aiohttp.ClientSession() as session:
+        yield RawApi(session, sandbox.url)
+
+
+@pytest.fixture
+async def gateway(sandbox: SandboxPaymentService) -> AsyncIterator[MasumiPaymentGateway]:
+    gateway = MasumiPaymentGateway(
+        payment_service_url=sandbox.url,
+        api_key=API_KEY,
+        agent_identifier=AGENT_IDENTIFIER,
+        network="Preprod",
+        timeout_s=2.0,
+    )
+    try:
+        yield gateway
+    finally:
+        await gateway.close()

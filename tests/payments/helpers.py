@@ -1,0 +1,123 @@
+"""Helpers for the payment tests: raw HTTP to a sandbox and valid request bodies."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+API_KEY = "payments-suite-key-7c1d2e9f"
+AGENT_IDENTIFIER = "paymentsuite" + "0" * 60
+PURCHASER = "aabbccddeeff0011"
+INPUT_HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+RESULT_HASH = "a" * 64
+
+
+def epoch_ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def payment_body(**overrides: Any) -> dict[str, Any]:
+    """A POST /payment body the service accepts, as the masumi SDK shapes it."""
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "agentIdentifier": AGENT_IDENTIFIER,
+        "network": "Preprod",
+        "paymentType": "Web3CardanoV1",
+        "payByTime": iso(now + timedelta(hours=12)),
+        "submitResultTime": iso(now + timedelta(hours=24)),
+        "identifierFromPurchaser": PURCHASER,
+        "inputHash": INPUT_HASH,
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    text: str
+
+    @property
+    def data(self) -> Any:
+        assert self.status == 200, (self.status, self.text)
+        return self.body["data"]
+
+    @property
+    def message(self) -> str:
+        assert self.body["status"] == "error", self.text
+        message: str = self.body["error"]["message"]
+        return message
+
+
+@dataclass
+class RawApi:
+    """Plain HTTP to the sandbox, to see exactly what it answers."""
+
+    session: aiohttp.ClientSession
+    url: str
+
+    @property
+    def root(self) -> str:
+        return self.url.removesuffix("/api/v1")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        token: str | None = API_KEY,
+        raw_body: str | None = None,
+        under_api: bool = True,
+    ) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["token"] = token
+        data = raw_body if raw_body is not None else None if body is None else json.dumps(body)
+        url = (self.url if under_api else self.root) + path
+        async with self.session.request(
+            method, url, data=data, params=params, headers=headers
+        ) as response:
+            text = await response.text()
+            return Answer(response.status, json.loads(text), text)
+
+    async def create(self, **overrides: Any) -> dict[str, Any]:
+        created: dict[str, Any] = (
+            await self.call("POST", "/payment", body=payment_body(**overrides))
+        ).data
+        return created
+
+    async def resolve(self, blockchain_identifier: str) -> dict[str, Any]:
+        answer = await self.call(
+            "POST",
+            "/payment/resolve-blockchain-identifier",
+            body={"network": "Preprod", "blockchainIdentifier": blockchain_identifier},
+        )
+        resolved: dict[str, Any] = answer.data
+        return resolved
+
+    async def submit(self, blockchain_identifier: str, result_hash: str = RESULT_HASH) -> Answer:
+        return await self.call(
+            "POST",
+            "/payment/submit-result",
+            body={
+                "network": "Preprod",
+                "blockchainIdentifier": blockchain_identifier,
+                "submitResultHash": result_hash,
+            },
+        )
+
+    async def diff(self, **params: str) -> list[dict[str, Any]]:
+        answer = await self.call("GET", "/payment/diff", params={"network": "Preprod", **params})
+        payments: list[dict[str, Any]] = answer.data["Payments"]
+        return payments

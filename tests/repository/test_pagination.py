@@ -1,0 +1,184 @@
+"""Keyset pagination of jobs and invoices (AIP-158)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agentjobs.server.domain import InvalidPageTokenError, InvoiceStatus, JobStatus
+from agentjobs.server.repository.base import JobRepository, Page
+from agentjobs.server.repository.pagination import (
+    Cursor,
+    decode_page_token,
+    encode_page_token,
+    page_size_or_default,
+)
+from tests.repository.builders import ManualClock, funds_locked, new_job
+from tests.repository.conftest import Backend
+
+
+async def _all_job_ids(
+    repo: JobRepository, page_size: int, status: JobStatus | None = None
+) -> list[str]:
+    ids: list[str] = []
+    token: str | None = None
+    while True:
+        page = await repo.list(page_size=page_size, page_token=token, status=status)
+        ids += [j.job_id for j in page.items]
+        token = page.next_page_token
+        if token is None:
+            return ids
+
+
+async def test_list_is_newest_first_and_pages_end(backend: Backend) -> None:
+    clock = ManualClock()
+    repo = await backend.open(clock)
+    created = []
+    for _ in range(5):
+        created.append(await repo.create(new_job()))
+        clock.advance()
+    first = await repo.list(page_size=2)
+    assert [j.job_id for j in first.items] == [created[4].job_id, created[3].job_id]
+    assert first.next_page_token is not None
+    assert await _all_job_ids(repo, 2) == [j.job_id for j in reversed(created)]
+    exact = await repo.list(page_size=5)
+    assert len(exact.items) == 5
+    assert exact.next_page_token is None
+
+
+async def test_empty_list(repo: JobRepository) -> None:
+    assert await repo.list() == Page(items=[], next_page_token=None)
+    assert await repo.list_invoices() == Page(items=[], next_page_token=None)
+
+
+async def test_pages_hold_every_job_once_while_jobs_are_inserted(repo: JobRepository) -> None:
+    existing = {(await repo.create(new_job())).job_id for _ in range(25)}
+    seen: list[str] = []
+    token: str | None = None
+    while True:
+        page = await repo.list(page_size=7, page_token=token)
+        seen += [j.job_id for j in page.items]
+        for _ in range(3):
+            await repo.create(new_job())
+        token = page.next_page_token
+        if token is None:
+            break
+    assert len(seen) == len(set(seen)), "a job was listed twice"
+    assert existing <= set(seen), "a job was skipped"
+
+
+async def test_jobs_created_in_the_same_microsecond_are_all_listed(backend: Backend) -> None:
+    repo = await backend.open(ManualClock())  # every job gets the same created_at
+    created = {(await repo.create(new_job())).job_id for _ in range(11)}
+    seen = await _all_job_ids(repo, 3)
+    assert len(seen) == 11
+    assert set(seen) == created
+    assert seen == sorted(seen, reverse=True), "equal times are ordered by job_id"
+
+
+async def test_status_filter(repo: JobRepository) -> None:
+    jobs = [await repo.create(new_job()) for _ in range(7)]
+    running = {j.job_id for j in jobs[:4]}
+    for job_id in running:
+        await repo.update_status(job_id, funds_locked())
+    assert set(await _all_job_ids(repo, 3, JobStatus.RUNNING)) == running
+    assert len(await _all_job_ids(repo, 2, JobStatus.AWAITING_PAYMENT)) == 3
+    assert (await repo.list(status=JobStatus.COMPLETED)).items == []
+
+
+async def test_a_token_is_bound_to_its_filter_and_listing(repo: JobRepository) -> None:
+    for _ in range(3):
+        await repo.update_status((await repo.create(new_job())).job_id, funds_locked())
+    token = (await repo.list(page_size=1, status=JobStatus.RUNNING)).next_page_token
+    assert token is not None
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list(page_size=1, page_token=token)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list(page_size=1, page_token=token, status=JobStatus.FAILED)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list_invoices(page_size=1, page_token=token)
+    assert len((await repo.list(page_size=1, page_token=token, status=JobStatus.RUNNING)).items)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "not-a-token",
+        "",
+        "....",
+        "eyJ2IjoxfQ",  # base64 JSON without a checksum
+        "%%%.%%%",
+        "x" * 10_000,
+    ],
+)
+async def test_forged_tokens_are_rejected(repo: JobRepository, forged: str) -> None:
+    await repo.create(new_job())
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list(page_token=forged)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list_invoices(page_token=forged)
+
+
+async def test_an_edited_token_is_rejected(repo: JobRepository) -> None:
+    for _ in range(3):
+        await repo.create(new_job())
+    token = (await repo.list(page_size=1)).next_page_token
+    assert token is not None
+    body, checksum = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["f"] = "running"  # try to reuse the position under another filter
+    edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list(page_token=f"{edited}.{checksum}", status=JobStatus.RUNNING)
+
+
+async def test_invoices_page_newest_first(backend: Backend) -> None:
+    clock = ManualClock()
+    repo = await backend.open(clock)
+    jobs = []
+    for _ in range(5):
+        jobs.append(await repo.create(new_job()))
+        clock.advance()
+    await repo.update_status(jobs[1].job_id, funds_locked())
+    seen: list[str] = []
+    token: str | None = None
+    while True:
+        page = await repo.list_invoices(page_size=2, page_token=token)
+        seen += [i.blockchain_identifier for i in page.items]
+        token = page.next_page_token
+        if token is None:
+            break
+    assert seen == [j.blockchain_identifier for j in reversed(jobs)]
+    paid = await repo.list_invoices(status=InvoiceStatus.PAID)
+    assert [i.job_id for i in paid.items] == [jobs[1].job_id]
+
+
+def test_page_size_zero_means_default_and_large_is_capped() -> None:
+    assert page_size_or_default(0) == 50
+    assert page_size_or_default(5000) == 1000
+    with pytest.raises(ValueError, match="negative"):
+        page_size_or_default(-1)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=200))
+def test_any_string_is_a_token_or_an_invalid_page_token_error(text: str) -> None:
+    with contextlib.suppress(InvalidPageTokenError):
+        decode_page_token(text, "jobs", None)
+
+
+@given(
+    st.datetimes(timezones=st.just(UTC)),
+    st.text(min_size=1, max_size=100),
+    st.sampled_from([None, "running"]),
+)
+def test_tokens_round_trip(created_at: datetime, key: str, filter_value: str | None) -> None:
+    cursor = Cursor(created_at=created_at, key=key)
+    token = encode_page_token("jobs", filter_value, cursor)
+    assert decode_page_token(token, "jobs", filter_value) == cursor
