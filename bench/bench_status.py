@@ -4,15 +4,16 @@
 
 gRPC: GetJobStatus on agentjobs (SQLite store, interceptor, health/reflection/channelz
 registered) against a bare grpc.aio server answering the same message from a dict (the
-Python gRPC ceiling), driven by h2load speaking gRPC: a pre-framed body (5-byte gRPC
-header + serialized request), `content-type: application/grpc`, `te: trailers`, POST
-to /agentjobs.v1.JobService/GetJobStatus, C in flight (connections x streams).
-Before loading, one real grpc.aio call checks each server answers status OK with the
-job; after, agentjobs' own metrics must count every request as OK (h2load itself sees
-only the HTTP status, never grpc-status).
+Python gRPC ceiling), and against agentjobs on its memory:// store (which separates what
+the SQLite read costs from what our gRPC layer costs); driven by h2load speaking gRPC: a
+pre-framed body (5-byte gRPC header + serialized request), `content-type:
+application/grpc`, `te: trailers`, POST to /agentjobs.v1.JobService/GetJobStatus, C in
+flight (connections x 16 streams). Before loading, one real grpc.aio call checks that
+each server answers with the job (status OK); after, agentjobs' own metrics must count
+every request as OK (h2load itself sees only the HTTP status, never grpc-status).
 
-HTTP: agentjobs' MIP-003 `/status` against the masumi SDK's `/status` (reference
-server), wrk with C connections, --latency percentiles.
+HTTP: agentjobs' MIP-003 `/status` (SQLite, memory://) against the masumi SDK's
+`/status` (reference server), wrk with C connections, --latency percentiles.
 
 Each server runs in its own process and the load tool in another; the variants run
 back to back, R rounds, and each figure is the median (min-max) of the rounds.
@@ -90,21 +91,29 @@ async def measure(rounds: int, seconds: float, concurrency: int) -> dict[str, li
             common.sandbox(lock_after=None) as (_service, payments),
             aiohttp.ClientSession() as session,
             common.ours(payments, directory) as server,
+            common.ours(payments, directory, database="memory://") as in_memory,
             common.reference(payments) as masumi,
         ):
             our_job = (await common.start_jobs_grpc(server.found["grpc"], JOBS))[0].job_id
+            memory_job = (await common.start_jobs_grpc(in_memory.found["grpc"], JOBS))[0].job_id
             their_job = (await common.start_jobs_http(session, masumi.found["http"], JOBS))[
                 0
             ].job_id
             async with common.ceiling([our_job]) as bare:
                 await check_grpc(server.found["grpc"], our_job)
                 await check_grpc(bare.found["grpc"], our_job)
+                await check_grpc(in_memory.found["grpc"], memory_job)
                 variants: list[tuple[str, Callable[[], Awaitable[Load]]]] = [
                     ("grpc_ours", lambda: grpc_load(server.found["grpc"], our_job)),
                     ("grpc_ceiling", lambda: grpc_load(bare.found["grpc"], our_job)),
+                    ("grpc_memory", lambda: grpc_load(in_memory.found["grpc"], memory_job)),
                     (
                         "http_ours",
                         lambda: http_load(f"{server.found['http']}/status?job_id={our_job}"),
+                    ),
+                    (
+                        "http_memory",
+                        lambda: http_load(f"{in_memory.found['http']}/status?job_id={memory_job}"),
                     ),
                     (
                         "http_masumi",
@@ -114,10 +123,13 @@ async def measure(rounds: int, seconds: float, concurrency: int) -> dict[str, li
                 for n in range(rounds):
                     say(f"round {n + 1}/{rounds}")
                     for name, run in variants:
-                        before = await ok_count(session, server.found["http"])
+                        checked = {"grpc_ours": server, "grpc_memory": in_memory}.get(name)
+                        before = (
+                            0 if checked is None else await ok_count(session, checked.found["http"])
+                        )
                         load = await run()
-                        if name == "grpc_ours":
-                            counted = await ok_count(session, server.found["http"]) - before
+                        if checked is not None:
+                            counted = await ok_count(session, checked.found["http"]) - before
                             # h2load's count excludes warm-up requests; the server's doesn't.
                             if counted < load.ok:
                                 raise RuntimeError(f"{counted} OK answers for {load.ok} requests")
@@ -146,10 +158,12 @@ def report(results: dict[str, list[Load]], seconds: float, concurrency: int) -> 
     header = ["variant", "req/s", "p50 ms", "p99 ms", "req/s ratio", "failed"]
     grpc_rows = [
         row("grpc_ceiling", "bare grpc.aio from a dict (ceiling)", None),
+        row("grpc_memory", "agentjobs GetJobStatus, memory:// store", "grpc_ceiling"),
         row("grpc_ours", "agentjobs GetJobStatus, SQLite", "grpc_ceiling"),
     ]
     http_rows = [
         row("http_masumi", "masumi SDK server /status (in-memory dict)", None),
+        row("http_memory", "agentjobs /status, memory:// store", "http_masumi"),
         row("http_ours", "agentjobs /status, SQLite", "http_masumi"),
     ]
     rounds = len(results["grpc_ours"])

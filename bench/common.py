@@ -312,7 +312,7 @@ def h2load(
     seconds: float,
     connections: int,
     streams: int,
-    warmup_s: float = 2,
+    warmup_s: int = 2,
 ) -> Load:
     """POST the pre-framed gRPC body over h2c for `seconds`; percentiles from h2load's
     per-request log (its summary has only mean and sd)."""
@@ -324,7 +324,7 @@ def h2load(
             tool,
             "-D",
             f"{seconds:g}",
-            f"--warm-up-time={warmup_s:g}",
+            f"--warm-up-time={warmup_s}",
             "-c",
             str(connections),
             "-m",
@@ -346,14 +346,14 @@ def h2load(
             int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line
         )
     rps = float(_grab(r"finished in [\d.]+\w*, ([\d.]+) req/s", out))
-    ok = int(_grab(r"status codes: (\d+) 2xx", out))
-    total = int(_grab(r"requests: (\d+) total", out))
+    ok = int(_grab(r"(\d+) succeeded", out))
+    failed = sum(int(_grab(rf"(\d+) {what}", out)) for what in ("failed", "errored", "timeout"))
     return Load(
         rps=rps,
         p50_ms=percentile(durations_ms, 50),
         p99_ms=percentile(durations_ms, 99),
         ok=ok,
-        failed=total - ok,
+        failed=failed,
     )
 
 

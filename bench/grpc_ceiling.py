@@ -35,6 +35,7 @@ class StatusFromDict(jobs_pb2_grpc.JobServiceServicer):
         answer = self._answers.get(request.job_id)
         if answer is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such job")
+            raise AssertionError("abort raises")
         return answer
 
 

@@ -36,7 +36,8 @@ async def serve(port: int) -> None:
         input_schema_handler=INPUT_SCHEMA,
         seller_vkey=os.environ.get("SELLER_VKEY", SELLER_VKEY),
     )
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As uvicorn.run(app, host, port) binds: proto TCP, so asyncio sets TCP_NODELAY.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     config = uvicorn.Config(

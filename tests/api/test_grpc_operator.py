@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from agentjobs.server.testing import RunningServer
+from agentjobs.server.testing import RunningServer, running_server
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc, operator_pb2, operator_pb2_grpc
 from tests.support import error_details
 
@@ -97,3 +99,25 @@ async def test_cancel_and_invoices_and_report(
     assert [(a.amount, a.unit) for a in report.pending.amounts] == price
     counts = {jobs_pb2.JobStatus.Name(c.status): c.count for c in report.jobs_by_status}
     assert counts["JOB_STATUS_AWAITING_PAYMENT"] == 1 and counts["JOB_STATUS_FAILED"] == 1
+
+
+async def test_cancel_refuses_a_job_whose_buyer_has_paid_unnoticed(tmp_path: Path) -> None:
+    """The monitor has not polled since the buyer locked funds: cancel asks the payment
+    service itself, refuses, and the paid job is left to run."""
+    async with (
+        running_server(tmp_path, sandbox_lock_after_s=3600, monitor_interval_s=3600) as server,
+        grpc.aio.insecure_channel(server.grpc_target) as channel,
+    ):
+        started = await _start(channel, "paid already")
+        await server.sandbox.lock_funds(started.blockchain_identifier)
+        stub = operator_pb2_grpc.OperatorServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.CancelJob(
+                operator_pb2.CancelJobRequest(job_id=started.job_id), metadata=_auth(server)
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_details(refused.value)[0] == "FUNDS_ALREADY_LOCKED"
+        job = await server.app.repository.get(started.job_id)
+        assert job.status.value == "awaiting_payment"
+        invoice = await server.app.repository.get_invoice(started.blockchain_identifier)
+        assert invoice.status.value == "pending"

@@ -141,7 +141,7 @@ async def test_human_input_over_http(server: RunningServer, http: aiohttp.Client
     assert done["result"] == "CHECK ME!"
 
     late = await post(http, "/provide_input", answer)
-    assert late[0] == 409 and late[1]["error"]["reason"] == "INVALID_STATE_TRANSITION"
+    assert late[0] == 409 and late[1]["error"]["reason"] == "JOB_NOT_AWAITING_INPUT"
 
 
 async def test_idempotency_key_returns_the_same_job(

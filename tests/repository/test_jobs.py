@@ -14,6 +14,7 @@ from agentjobs.server.domain import (
     JobError,
     JobNotFoundError,
     JobStatus,
+    StatusIdMismatchError,
 )
 from agentjobs.server.repository.base import InvoiceChange, JobRepository, StatusChange
 from tests.repository.builders import ManualClock, completed, funds_locked, new_job
@@ -307,3 +308,39 @@ async def test_a_change_that_cannot_be_stored_leaves_nothing_behind(repo: JobRep
     assert await repo.get(job.job_id) == job
     assert len(await repo.events(job.job_id)) == 2
     assert (await repo.get_invoice(job.blockchain_identifier)).status is InvoiceStatus.PENDING
+
+
+async def test_a_stale_status_id_loses_the_compare_and_set(repo: JobRepository) -> None:
+    """Two answers to one question (ProvideInput in two processes): the one holding the
+    status_id the job no longer has is refused, and nothing is written for it."""
+    job = await repo.create(new_job())
+    running = await repo.update_status(job.job_id, funds_locked())
+    asking = await repo.update_status(
+        job.job_id,
+        StatusChange(
+            to=JobStatus.AWAITING_INPUT,
+            event=EventType.INPUT_REQUESTED,
+            input_schema={"input_data": []},
+        ),
+    )
+    assert asking.status_id != running.status_id
+    answer = StatusChange(
+        to=JobStatus.RUNNING,
+        expected=JobStatus.AWAITING_INPUT,
+        expected_status_id=asking.status_id,
+        event=EventType.INPUT_PROVIDED,
+    )
+    stale = StatusChange(
+        to=JobStatus.RUNNING,
+        expected=JobStatus.AWAITING_INPUT,
+        expected_status_id=running.status_id,
+        event=EventType.INPUT_PROVIDED,
+    )
+    with pytest.raises(StatusIdMismatchError):
+        await repo.update_status(job.job_id, stale)
+    answered = await repo.update_status(job.job_id, answer)
+    assert answered.status is JobStatus.RUNNING
+    with pytest.raises(InvalidStateTransitionError):
+        await repo.update_status(job.job_id, answer)
+    provided = [e for e in await repo.events(job.job_id) if e.type is EventType.INPUT_PROVIDED]
+    assert len(provided) == 1

@@ -51,7 +51,9 @@ async def test_a_buyer_paying_while_the_service_is_down_is_caught_up_with(
     payment_service = SandboxPaymentService(api_key=API_KEY, lock_after=None, settle_after=0.02)
     await payment_service.start("127.0.0.1", port)
     try:
-        async with serve(tmp_path, payment_service, scripted.agent, payment_timeout_s=0.5) as server:
+        async with serve(
+            tmp_path, payment_service, scripted.agent, payment_timeout_s=0.5
+        ) as server:
             down = await start(server, text="paid while down")
             failing = await start(server, text="paid while failing")
 

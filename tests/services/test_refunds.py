@@ -179,3 +179,31 @@ async def test_funds_locked_after_we_expired_the_job_are_refunded(
         assert scripted.calls == []
     finally:
         await lagging.stop()
+
+
+async def test_an_undecided_refund_request_survives_a_restart(
+    tmp_path: Path, payment_service: SandboxPaymentService, scripted: ScriptedAgent
+) -> None:
+    async with serve(tmp_path, payment_service, scripted.agent, shutdown_grace_s=0) as server:
+        job = await start(server, text="restarted", mode="hold_raise")
+        bid = job.blockchain_identifier
+        await payment_service.lock_funds(bid)
+        async with asyncio.timeout(10):
+            await scripted.wait_for_calls(1)
+        await payment_service.request_refund(bid)
+        assert await poll_round(server)
+        assert bid in server.app.monitor.undecided_refunds
+
+    async with serve(tmp_path, payment_service, scripted.agent) as server:
+        assert await poll_round(server)
+        assert bid in server.app.monitor.undecided_refunds
+        async with asyncio.timeout(10):
+            await scripted.wait_for_calls(2)  # run again after the restart
+        scripted.gate.set()  # ... and fails
+        failed = await watch_until(server, job.job_id)
+        assert failed.error is not None and failed.error.reason == "AGENT_ERROR"
+        async with asyncio.timeout(10):
+            await payment_service.wait_for(bid, on_chain_state=OnChainState.REFUND_WITHDRAWN)
+        assert await poll_round(server)
+        assert (await invoice(server, job)).status is InvoiceStatus.REFUNDED
+    assert payment_service.request_counts[AUTHORIZE_REFUND] == 1

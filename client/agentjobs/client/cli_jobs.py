@@ -49,6 +49,10 @@ def start(
         typer.Option(help="Purchaser identifier (hex, 14-26 chars); random when not given."),
     ] = None,
     request_id: RequestId = None,
+    then_watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Then follow the job like `watch` (same exit codes)."),
+    ] = False,
     target: Target = DEFAULT_TARGET,
     timeout: Timeout = 10.0,
     tls: Tls = False,
@@ -57,7 +61,7 @@ def start(
     key_file: KeyFile = None,
     as_json: AsJson = False,
 ) -> None:
-    """Start a job; prints its id and the payment request."""
+    """Start a job; prints its id and the payment request (with --watch: then follows it)."""
     pairs = split_pairs(inputs)
     from_file = read_input_file(input_file)
     with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
@@ -67,6 +71,11 @@ def start(
         started = client.start_job(
             data, identifier_from_purchaser=identifier, request_id=request_id
         )
+        if then_watch:
+            if not as_json:
+                console().print(fmt.started_view(started))
+            _watch_to_end(client, started.job_id, 0.0, as_json)
+            return
     if as_json:
         print_json(fmt.to_dict(started))
         return
@@ -132,7 +141,11 @@ def watch(
 ) -> None:
     """Follow a job until it completes (exit 0) or fails (exit 1)."""
     with connect(target, 10.0, tls, ca_file, cert_file, key_file) as client:
-        updates = _follow(client, job_id, timeout, as_json)
+        _watch_to_end(client, job_id, timeout, as_json)
+
+
+def _watch_to_end(client: JobClient, job_id: str, timeout: float, as_json: bool) -> None:
+    updates = _follow(client, job_id, timeout, as_json)
     final = updates[-1].job if updates else None
     if as_json:
         print_json(

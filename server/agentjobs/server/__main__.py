@@ -33,7 +33,7 @@ agentjobs is serving{sandbox}
         /input_schema /demo; operator: /metrics /healthz)
 
 Drive a job to completion with the CLI:
-  .venv/bin/agentjobs --target {target} start --input text="hello masumi" --watch
+  .venv/bin/agentjobs start --target {target} --input text="hello masumi" --watch
 
 ... or with buf curl:
   .venv/bin/buf curl --protocol grpc --http2-prior-knowledge \\

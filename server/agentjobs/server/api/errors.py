@@ -11,6 +11,7 @@ from grpc_status import rpc_status
 
 from agentjobs.server.domain import (
     DomainError,
+    FundsAlreadyLockedError,
     IdempotencyConflictError,
     InvalidArgumentError,
     InvalidStateTransitionError,
@@ -41,6 +42,7 @@ _MAPPINGS: list[tuple[type[DomainError], Mapping]] = [
     (InvalidArgumentError, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400)),
     (StatusIdMismatchError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 412)),
     (InvalidStateTransitionError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
+    (FundsAlreadyLockedError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
     (IdempotencyConflictError, Mapping(grpc.StatusCode.ALREADY_EXISTS, 409)),
     (RequestTooLargeError, Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, 413)),
     (PaymentServiceUnavailableError, Mapping(grpc.StatusCode.UNAVAILABLE, 503)),

@@ -30,7 +30,10 @@ class HttpServer:
     def __init__(self, app: FastAPI, address: str) -> None:
         host, port = split_address(address)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP, and accepted sockets inherit the listener's. Without it, Nagle's algorithm
+        # and the client's delayed ACK hold each keep-alive response back ~40 ms.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self._socket.setblocking(False)

@@ -63,3 +63,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates every start-up at INFO; the migrator logs the one line that
+    # matters (which revision the schema moves to).
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -52,6 +52,29 @@ class InvalidStateTransitionError(DomainError):
         self.target = target
 
 
+class NotAwaitingInputError(InvalidStateTransitionError):
+    """ProvideInput for a job that asks for nothing now."""
+
+    reason = "JOB_NOT_AWAITING_INPUT"
+
+    def __init__(self, job_id: str, current: str) -> None:
+        super().__init__(job_id, current, "running")
+        self.message = f"job {job_id!r} is not awaiting input (it is {current})"
+        self.args = (self.message,)
+
+
+class FundsAlreadyLockedError(DomainError):
+    """A cancel that came too late: the buyer has paid, so the job must run."""
+
+    reason = "FUNDS_ALREADY_LOCKED"
+
+    def __init__(self, job_id: str, on_chain_state: str) -> None:
+        super().__init__(
+            f"job {job_id!r} cannot be cancelled: the payment is already {on_chain_state}",
+            metadata={"job_id": job_id, "on_chain_state": on_chain_state},
+        )
+
+
 class StatusIdMismatchError(DomainError):
     """ProvideInput answered a status other than the one the job is in now."""
 

@@ -77,6 +77,10 @@ class StatusChange:
     # When set, the job must be in this status now (compare-and-set), else
     # InvalidStateTransitionError; when None, the current status is read and validated.
     expected: JobStatus | None = None
+    # When set, the job's status_id must still be this one (compare-and-set), else
+    # StatusIdMismatchError: two answers to one question, even from two processes,
+    # cannot both be taken.
+    expected_status_id: str | None = None
     detail: str = ""
     event_data: dict[str, Any] = field(default_factory=dict)
     # Set on the job with the transition; None leaves the stored value, except that

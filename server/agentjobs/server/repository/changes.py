@@ -18,6 +18,7 @@ from agentjobs.server.domain import (
     InvoiceStatus,
     Job,
     JobStatus,
+    StatusIdMismatchError,
     validate_transition,
 )
 from agentjobs.server.repository.base import InvoiceChange, NewJob, StatusChange
@@ -35,6 +36,8 @@ def transition_updates(current: Job, change: StatusChange, now: datetime) -> dic
     is not in `change.expected` or the transition is not legal from where it is."""
     if change.expected is not None and current.status is not change.expected:
         raise InvalidStateTransitionError(current.job_id, current.status.value, change.to.value)
+    if change.expected_status_id is not None and current.status_id != change.expected_status_id:
+        raise StatusIdMismatchError(current.job_id, change.expected_status_id, current.status_id)
     validate_transition(current.job_id, current.status, change.to)
     updates: dict[str, Any] = {
         "status": change.to,

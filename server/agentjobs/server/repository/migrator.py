@@ -14,6 +14,7 @@ check that the migrated schema matches tables.py.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -26,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentjobs.server.repository.database_url import Backend, DatabaseTarget
 from agentjobs.server.repository.engines import prepare_sqlite_file, write_engine
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Not Alembic's default name: another application's Alembic may share the schema.
@@ -53,6 +56,10 @@ def advisory_lock_key(schema: str | None) -> int:
 
 
 def _upgrade(connection: Connection) -> None:
+    before, head = _current_revision(connection), head_revision()
+    if before == head:
+        return
+    log.info("migrating the database schema from %s to %s", before or "nothing", head)
     config = alembic_config()
     config.attributes[CONNECTION_ATTRIBUTE] = connection
     command.upgrade(config, "head")

@@ -276,7 +276,11 @@ class SqlJobRepository:
             updates = transition_updates(current, change, self._clock())
             written = await conn.execute(
                 update(jobs)
-                .where(jobs.c.job_id == job_id, jobs.c.status == current.status.value)
+                .where(
+                    jobs.c.job_id == job_id,
+                    # status_id changes with every status: the row is exactly the one read.
+                    jobs.c.status_id == current.status_id,
+                )
                 .values(column_values(updates))
             )
             if written.rowcount != 1:

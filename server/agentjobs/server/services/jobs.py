@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from agentjobs.server.domain import (
     DomainError,
     EventType,
     FieldViolation,
+    FundsAlreadyLockedError,
     IdempotencyConflictError,
     InvalidArgumentError,
     InvalidStateTransitionError,
@@ -25,6 +26,7 @@ from agentjobs.server.domain import (
     JobError,
     JobEvent,
     JobStatus,
+    NotAwaitingInputError,
     StatusIdMismatchError,
 )
 from agentjobs.server.domain.identifiers import identifier_from_purchaser_violation
@@ -199,7 +201,7 @@ class JobsService:
             if earlier is not None:
                 return earlier
         if job.status is not JobStatus.AWAITING_INPUT:
-            raise InvalidStateTransitionError(job_id, job.status.value, JobStatus.RUNNING.value)
+            raise NotAwaitingInputError(job_id, job.status.value)
         if status_id != job.status_id:
             raise StatusIdMismatchError(job_id, status_id, job.status_id)
         check_input_size(input_data, self._max_input_bytes)
@@ -210,6 +212,7 @@ class JobsService:
             StatusChange(
                 to=JobStatus.RUNNING,
                 expected=JobStatus.AWAITING_INPUT,
+                expected_status_id=status_id,
                 event=EventType.INPUT_PROVIDED,
                 event_data={
                     "request_id": request_id,
@@ -263,7 +266,7 @@ class JobsService:
             page_size=check_page_size(page_size), page_token=page_token or None, status=status
         )
 
-    async def watch(self, job_id: str) -> AsyncIterator[tuple[Job, JobEvent | None]]:
+    async def watch(self, job_id: str) -> AsyncGenerator[tuple[Job, JobEvent | None], None]:
         """The job now, then (job, event) per lifecycle event until it is terminal.
 
         Events are read from the repository after each wake-up, so none is skipped even
@@ -294,6 +297,10 @@ class JobsService:
         job = await self._repository.get(job_id)
         if job.status is not JobStatus.AWAITING_PAYMENT:
             raise InvalidStateTransitionError(job_id, job.status.value, JobStatus.FAILED.value)
+        # The monitor may not have seen a lock yet: a paid job must run, not be cancelled.
+        payment = await self._gateway.get_payment(job.blockchain_identifier)
+        if payment.on_chain_state is not None:
+            raise FundsAlreadyLockedError(job_id, payment.on_chain_state)
         message = reason or "cancelled by the operator"
         return await self._book.update_status(
             job_id,

@@ -92,7 +92,8 @@ class JobRunner:
 
     @property
     def active(self) -> int:
-        return len(self._tasks)
+        """Jobs being worked on here now (not those waiting for a person)."""
+        return len(self._tasks) - len(self._waiting_input)
 
     def enqueue(self, job_id: str, *, recovering: bool = False) -> None:
         """Run the job unless it is already running in this process."""
@@ -125,8 +126,10 @@ class JobRunner:
             task.cancel()
 
     async def drain(self, grace_s: float) -> bool:
-        """Wait up to `grace_s` for running handlers; True if all finished."""
-        tasks = list(self._tasks.values())
+        """Wait up to `grace_s` for the handlers at work; True if all finished. Jobs
+        waiting for a person are not waited for: after the restart they wait again,
+        with the same status_id."""
+        tasks = [task for job_id, task in self._tasks.items() if job_id not in self._waiting_input]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=grace_s)
@@ -165,7 +168,7 @@ class JobRunner:
 
     async def _run_job(self, job_id: str, recovering: bool) -> None:
         job = await self._book.repository.get(job_id)
-        if job.status is JobStatus.AWAITING_INPUT and job.result is None:
+        if job.status is JobStatus.AWAITING_INPUT:
             # Enqueued with no handler alive to ask (a restart): wait for the person
             # without touching the job, so the status_id they were given stays valid.
             answered = await self._answer_for_gone_handler(job)
