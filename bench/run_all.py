@@ -7,7 +7,7 @@ Benchmarks, in order: status (read path: gRPC vs the grpc.aio ceiling, HTTP vs t
 masumi SDK), monitor (pending payments: diff vs per-payment polling), e2e (jobs per
 second, ours vs the SDK), follow (WatchJob vs 1 Hz polling, server CPU), rss (server
 process with 100k stored jobs), repository (store throughput and RSS per backend).
---quick runs each with small counts and one round (minutes instead of ~40; for a smoke
+--quick runs each with small counts and one round (~5 minutes instead of ~30; for a smoke
 test, not for figures). Needs h2load and wrk (apt-get install -y nghttp2-client wrk).
 docs/PERFORMANCE.md has the commands, the tables and what bounds each figure.
 """

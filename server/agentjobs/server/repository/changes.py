@@ -95,3 +95,37 @@ def payment_requested_event_data(new: NewJob) -> dict[str, Any]:
         "pay_by_time": new.payment.pay_by_time,
         "submit_result_time": new.payment.submit_result_time,
     }
+
+
+def new_records(new: NewJob, now: datetime) -> tuple[Job, Invoice]:
+    """The AWAITING_PAYMENT job and its PENDING invoice that create() stores. The payment
+    fields are the payment service's, never ours; input_data is copied in JSON shapes, as
+    it will read back, not the caller's object."""
+    terms = new.payment
+    job = Job(
+        job_id=str(uuid.uuid4()),
+        status=JobStatus.AWAITING_PAYMENT,
+        status_id=str(uuid.uuid4()),
+        identifier_from_purchaser=new.identifier_from_purchaser,
+        input_data=json_copy(new.input_data),
+        input_hash=new.input_hash,
+        blockchain_identifier=terms.blockchain_identifier,
+        seller_vkey=terms.seller_vkey,
+        agent_identifier=terms.agent_identifier,
+        pay_by_time=terms.pay_by_time,
+        submit_result_time=terms.submit_result_time,
+        unlock_time=terms.unlock_time,
+        external_dispute_unlock_time=terms.external_dispute_unlock_time,
+        request_id=new.request_id,
+        created_at=now,
+        updated_at=now,
+    )
+    invoice = Invoice(
+        blockchain_identifier=terms.blockchain_identifier,
+        job_id=job.job_id,
+        status=InvoiceStatus.PENDING,
+        amounts=terms.amounts,
+        created_at=now,
+        updated_at=now,
+    )
+    return job, invoice

@@ -9,6 +9,17 @@ IMMEDIATE: taking the write lock up front avoids the deadlock-prone upgrade of a
 transaction to a write one (SQLITE_BUSY that no busy timeout resolves). Reads of
 several statements begin DEFERRED (one snapshot); single-statement reads need no BEGIN.
 
+Point reads on SQLite (a job by id: the status read path) go through a second, synchronous
+engine on the same file and run on the event loop's thread: the aiosqlite adapter makes
+five trips to its connection thread per SELECT (cursor, execute, fetchall, close,
+rollback), which cost far more than SQLite's own work (tens of microseconds for a row by
+primary key), and a worker thread running SQLAlchemy's Python code fights the event loop
+for the GIL (the HTTP p99 went to ~100 ms that way). Same statements, same row types, same
+file (WAL: the read sees every committed write and never waits for the writer). The
+connections are read-only and wait for no lock (busy_timeout 0): should SQLite ever
+answer "busy" (another process recovering the WAL), the caller falls back to the async
+engine, which waits off the loop. See docs/PERFORMANCE.md.
+
 PostgreSQL (asyncpg): a connection pool with pre-ping; with a schema, every
 connection's search_path is that schema only.
 """
@@ -22,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agentjobs.server.repository.database_url import Backend, DatabaseTarget
@@ -61,6 +72,24 @@ def _sqlite_engine(target: DatabaseTarget) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
     event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
     return engine
+
+
+def sqlite_point_reader(target: DatabaseTarget) -> Engine:
+    """A synchronous, read-only engine on the SQLite file for single-row reads made on the
+    event loop's thread; its connections never wait for a lock (see the module doc)."""
+    engine = create_engine(target.sql_url.set(drivername="sqlite"))
+    event.listen(engine, "connect", _configure_point_reader_connection)
+    return engine
+
+
+def _configure_point_reader_connection(dbapi_connection: Any, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN: each SELECT stands alone
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 0")
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: object) -> None:

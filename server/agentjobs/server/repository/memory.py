@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 import heapq
 import threading
-import uuid
 from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from agentjobs.server.repository.changes import (
     created_event_data,
     invoice_updates,
     json_copy,
+    new_records,
     payment_requested_event_data,
     result_updates,
     transition_updates,
@@ -127,32 +127,7 @@ class InMemoryJobRepository:
                     f"payment {terms.blockchain_identifier!r} already belongs to a job"
                 )
             now = as_utc(self._clock(), "clock()")
-            job = Job(
-                job_id=str(uuid.uuid4()),
-                status=JobStatus.AWAITING_PAYMENT,
-                status_id=str(uuid.uuid4()),
-                identifier_from_purchaser=new.identifier_from_purchaser,
-                input_data=json_copy(new.input_data),
-                input_hash=new.input_hash,
-                blockchain_identifier=terms.blockchain_identifier,
-                seller_vkey=terms.seller_vkey,
-                agent_identifier=terms.agent_identifier,
-                pay_by_time=terms.pay_by_time,
-                submit_result_time=terms.submit_result_time,
-                unlock_time=terms.unlock_time,
-                external_dispute_unlock_time=terms.external_dispute_unlock_time,
-                request_id=new.request_id,
-                created_at=now,
-                updated_at=now,
-            )
-            invoice = Invoice(
-                blockchain_identifier=terms.blockchain_identifier,
-                job_id=job.job_id,
-                status=InvoiceStatus.PENDING,
-                amounts=terms.amounts,
-                created_at=now,
-                updated_at=now,
-            )
+            job, invoice = new_records(new, now)
             history = [
                 _event(job, 1, EventType.CREATED, "", created_event_data(new), now),
                 _event(

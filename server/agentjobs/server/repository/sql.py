@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -29,7 +28,8 @@ from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, Executable, Select, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agentjobs.server.domain import (
@@ -58,6 +58,7 @@ from agentjobs.server.repository.changes import (
     created_event_data,
     invoice_updates,
     json_copy,
+    new_records,
     payment_requested_event_data,
     result_updates,
     transition_updates,
@@ -66,6 +67,7 @@ from agentjobs.server.repository.database_url import Backend, DatabaseTarget, pa
 from agentjobs.server.repository.engines import (
     create_engine_for,
     snapshot_engine,
+    sqlite_point_reader,
     write_engine,
 )
 from agentjobs.server.repository.migrator import upgrade_to_head
@@ -107,6 +109,12 @@ def _before(created_at: Any, key: Any, cursor: Cursor) -> ColumnElement[bool]:
     )
 
 
+def _first_row(engine: Engine, query: Select[Any]) -> RowMapping | None:
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else row._mapping
+
+
 class SqlJobRepository:
     def __init__(self, database_url: str | DatabaseTarget | None, *, clock: Clock = utcnow):
         target = (
@@ -121,6 +129,8 @@ class SqlJobRepository:
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None
         self._snapshots: AsyncEngine | None = None
+        # SQLite only: single-row reads on the event loop's thread (see engines.py).
+        self._point_reads: Engine | None = None
         self._opening = asyncio.Lock()
         self._sqlite_writers = asyncio.Lock()
 
@@ -139,10 +149,14 @@ class SqlJobRepository:
                 raise
             self._engine = engine
             self._writer, self._snapshots = write_engine(engine), snapshot_engine(engine)
+            if self.target.backend is Backend.SQLITE:
+                self._point_reads = sqlite_point_reader(self.target)
 
     async def close(self) -> None:
-        engine = self._engine
-        self._engine = self._writer = self._snapshots = None
+        engine, point_reads = self._engine, self._point_reads
+        self._engine = self._writer = self._snapshots = self._point_reads = None
+        if point_reads is not None:
+            point_reads.dispose()
         if engine is not None:
             await engine.dispose()
 
@@ -151,6 +165,18 @@ class SqlJobRepository:
         if self._engine is None:
             raise RuntimeError("the repository is not open: call open() first")
         return self._engine.connect()
+
+    async def _first(self, query: Select[Any]) -> RowMapping | None:
+        """The first row of a one-row SELECT: on SQLite read on the event loop's thread
+        (see engines.py), unless SQLite answers busy; otherwise the async engine."""
+        if self._point_reads is not None:
+            try:
+                return _first_row(self._point_reads, query)
+            except OperationalError:
+                pass  # never wait on the event loop: the async engine waits off it
+        async with self._reader() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else row._mapping
 
     def _snapshot(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection whose SELECTs all see the same committed state."""
@@ -184,40 +210,13 @@ class SqlJobRepository:
             raise
 
     async def _create(self, new: NewJob) -> Job:
-        terms = new.payment
         async with self._writing() as conn:
             if new.request_id is not None:
                 existing = await self._job_by_request_id(conn, new.request_id)
                 if existing is not None:
                     return existing
             now = as_utc(self._clock(), "clock()")
-            job = Job(
-                job_id=str(uuid.uuid4()),
-                status=JobStatus.AWAITING_PAYMENT,
-                status_id=str(uuid.uuid4()),
-                identifier_from_purchaser=new.identifier_from_purchaser,
-                # As it will read back: a copy in JSON shapes, not the caller's object.
-                input_data=json_copy(new.input_data),
-                input_hash=new.input_hash,
-                blockchain_identifier=terms.blockchain_identifier,
-                seller_vkey=terms.seller_vkey,
-                agent_identifier=terms.agent_identifier,
-                pay_by_time=terms.pay_by_time,
-                submit_result_time=terms.submit_result_time,
-                unlock_time=terms.unlock_time,
-                external_dispute_unlock_time=terms.external_dispute_unlock_time,
-                request_id=new.request_id,
-                created_at=now,
-                updated_at=now,
-            )
-            invoice = Invoice(
-                blockchain_identifier=terms.blockchain_identifier,
-                job_id=job.job_id,
-                status=InvoiceStatus.PENDING,
-                amounts=terms.amounts,
-                created_at=now,
-                updated_at=now,
-            )
+            job, invoice = new_records(new, now)
             await conn.execute(jobs.insert(), job_row(job))
             await conn.execute(invoices.insert(), invoice_row(invoice))
             if invoice.amounts:
@@ -242,11 +241,10 @@ class SqlJobRepository:
         return job
 
     async def get(self, job_id: str) -> Job:
-        async with self._reader() as conn:
-            row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
+        row = await self._first(select(jobs).where(jobs.c.job_id == job_id))
         if row is None:
             raise JobNotFoundError(job_id)
-        return job_from_row(row._mapping)
+        return job_from_row(row)
 
     async def get_by_request_id(self, request_id: str) -> Job | None:
         async with self._reader() as conn:
