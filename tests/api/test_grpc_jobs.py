@@ -272,7 +272,9 @@ async def test_request_id_is_echoed(channel: grpc.aio.Channel) -> None:
         jobs_pb2.GetAvailabilityRequest(), metadata=(("x-request-id", "trace-42"),)
     )
     await call
-    assert ("x-request-id", "trace-42") in tuple(await call.initial_metadata())
+    assert ("x-request-id", "trace-42") in tuple(await call.trailing_metadata())
+    # Nothing in the headers: an UNAVAILABLE before the answer stays retryable.
+    assert "x-request-id" not in dict(await call.initial_metadata())
 
 
 async def test_errors_carry_the_request_id_in_trailers(channel: grpc.aio.Channel) -> None:

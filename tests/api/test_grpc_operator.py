@@ -121,3 +121,17 @@ async def test_cancel_refuses_a_job_whose_buyer_has_paid_unnoticed(tmp_path: Pat
         assert job.status.value == "awaiting_payment"
         invoice = await server.app.repository.get_invoice(started.blockchain_identifier)
         assert invoice.status.value == "pending"
+
+
+async def test_without_a_configured_token_the_operator_service_is_closed(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, operator_token=None) as server,
+        grpc.aio.insecure_channel(server.grpc_target) as channel,
+    ):
+        stub = operator_pb2_grpc.OperatorServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetEarningsReport(
+                operator_pb2.GetEarningsReportRequest(), metadata=_auth(server, "anything")
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "disabled" in (refused.value.details() or "")

@@ -169,7 +169,7 @@ def test_errors_are_decoded_from_the_rich_status(
     with pytest.raises(FailedPrecondition) as not_asked:
         client.provide_input(started.job_id, status_id, {"approve": True})
     assert not_asked.value.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert not_asked.value.reason == "INVALID_STATE_TRANSITION"
+    assert not_asked.value.reason == "JOB_NOT_AWAITING_INPUT"
 
     with JobClient(threaded.grpc_target) as anonymous, pytest.raises(Unauthenticated) as no:
         anonymous.get_earnings_report()

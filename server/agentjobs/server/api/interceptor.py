@@ -123,11 +123,11 @@ class _Call:
             )
             await self._abort(context, simple_status(code, message, reason))
 
-    async def _echo_request_id(self, context: grpc.aio.ServicerContext) -> None:
-        """Sent with the first response, not at the start: once response headers are
-        out, a client's gRPC retry policy may no longer retry the call (an UNAVAILABLE
-        answered before any response must stay retryable)."""
-        await context.send_initial_metadata(((REQUEST_ID_KEY, self._request_id),))
+    def _echo_request_id(self, context: grpc.aio.ServicerContext) -> None:
+        """In the trailers, which go out with the status anyway: response headers sent
+        early would stop a client's retry policy from retrying an UNAVAILABLE, and a
+        separate send of initial metadata costs a sixth of a status read's time."""
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
 
     async def _abort(self, context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
         await abort_with(context, status, ((REQUEST_ID_KEY, self._request_id),))
@@ -160,7 +160,7 @@ class _Call:
             try:
                 await self._begin(context)
                 response = await behavior(self._parse(request), context)
-                await self._echo_request_id(context)
+                self._echo_request_id(context)
                 return response
             except grpc.aio.AbortError:
                 raise
@@ -182,11 +182,8 @@ class _Call:
             started = time.perf_counter()
             try:
                 await self._begin(context)
-                echoed = False
+                self._echo_request_id(context)
                 async for response in behavior(self._parse(request), context):
-                    if not echoed:
-                        await self._echo_request_id(context)
-                        echoed = True
                     yield response
             except grpc.aio.AbortError:
                 raise
@@ -200,14 +197,14 @@ class _Call:
     def _writer(
         self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
-        """A streaming handler that writes with context.write(): the request id goes out
-        first, as its writes would send the headers anyway."""
+        """A streaming handler that writes with context.write() (the health service's
+        Watch)."""
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> None:
             started = time.perf_counter()
             try:
                 await self._begin(context)
-                await self._echo_request_id(context)
+                self._echo_request_id(context)
                 await behavior(self._parse(request), context)
             except grpc.aio.AbortError:
                 raise
