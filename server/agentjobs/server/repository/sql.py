@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -101,6 +102,9 @@ _IN_CHUNK = 500
 _OPEN_INVOICE_STATUSES = (InvoiceStatus.PENDING.value, InvoiceStatus.PAID.value)
 
 
+log = logging.getLogger(__name__)
+
+
 def _before(created_at: Any, key: Any, cursor: Cursor) -> ColumnElement[bool]:
     """(created_at, key) < cursor, with each value bound as its column's type (a bare
     tuple would bind the timestamp untyped, and SQLite compares our text format)."""
@@ -172,8 +176,10 @@ class SqlJobRepository:
         if self._point_reads is not None:
             try:
                 return _first_row(self._point_reads, query)
-            except OperationalError:
-                pass  # never wait on the event loop: the async engine waits off it
+            except OperationalError as busy:
+                # Never wait on the event loop: the async engine waits off it, and raises
+                # if the database is really broken.
+                log.debug("SQLite point read fell back to the async engine: %s", busy)
         async with self._reader() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else row._mapping
