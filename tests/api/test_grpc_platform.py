@@ -164,3 +164,34 @@ async def test_shutdown_flips_health_and_lets_a_running_job_finish(tmp_path: Pat
         job = await reopened.app.repository.get(started.job_id)
         assert job.status.value == "completed"
         assert job.result == "finished during shutdown"
+
+
+async def test_rpcs_beyond_the_concurrency_limit_are_resource_exhausted(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, sandbox_lock_after_s=3600, max_concurrent_rpcs=2) as server,
+        grpc.aio.insecure_channel(server.grpc_target) as channel,
+    ):
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        data = struct_pb2.Struct()
+        data.update({"text": "held open"})
+        started = await stub.StartJob(
+            jobs_pb2.StartJobRequest(identifier_from_purchaser="aabbccddeeff0011", input_data=data)
+        )
+        # Two WatchJob streams on an unpaid job hold both slots open.
+        watches = [stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=started.job_id)) for _ in "ab"]
+        for watch in watches:
+            assert (await watch.read()).job.job_id == started.job_id
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetAvailability(jobs_pb2.GetAvailabilityRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for watch in watches:
+            watch.cancel()
+        # The slots come back once the streams end.
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    await stub.GetAvailability(jobs_pb2.GetAvailabilityRequest(), timeout=5)
+                    break
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    await asyncio.sleep(0.05)  # the server frees a slot when it sees the cancel
