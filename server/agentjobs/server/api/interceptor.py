@@ -113,6 +113,10 @@ class _Call:
     async def _begin(self, context: grpc.aio.ServicerContext) -> None:
         self._request_id = new_request_id(self._metadata.get(REQUEST_ID_KEY))
         request_id_var.set(self._request_id)
+        # Echoed in the trailers, which go out with the status anyway: response headers
+        # sent early would stop a client's retry policy from retrying an UNAVAILABLE, and
+        # a separate send of initial metadata costs a sixth of a status read's time.
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
         refusal = self._owner.authorize(self._method, self._metadata)
         if refusal is not None:
             code, message = refusal
@@ -123,13 +127,8 @@ class _Call:
             )
             await self._abort(context, simple_status(code, message, reason))
 
-    def _echo_request_id(self, context: grpc.aio.ServicerContext) -> None:
-        """In the trailers, which go out with the status anyway: response headers sent
-        early would stop a client's retry policy from retrying an UNAVAILABLE, and a
-        separate send of initial metadata costs a sixth of a status read's time."""
-        context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
-
     async def _abort(self, context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
+        # abort() replaces the trailers set in _begin: the request id goes again.
         await abort_with(context, status, ((REQUEST_ID_KEY, self._request_id),))
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
@@ -159,9 +158,7 @@ class _Call:
             started = time.perf_counter()
             try:
                 await self._begin(context)
-                response = await behavior(self._parse(request), context)
-                self._echo_request_id(context)
-                return response
+                return await behavior(self._parse(request), context)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
@@ -176,36 +173,14 @@ class _Call:
         # yields responses, a coroutine (e.g. the health service's Watch) calls
         # context.write(). The wrapper must be of the same kind as what it wraps.
         if inspect.iscoroutinefunction(behavior):
-            return self._writer(behavior)
+            return self.unary(behavior)
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
                 await self._begin(context)
-                self._echo_request_id(context)
                 async for response in behavior(self._parse(request), context):
                     yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._fail(context, exc)
-            finally:
-                self._finish(context, started)
-
-        return wrapped
-
-    def _writer(
-        self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
-        """A streaming handler that writes with context.write() (the health service's
-        Watch)."""
-
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> None:
-            started = time.perf_counter()
-            try:
-                await self._begin(context)
-                self._echo_request_id(context)
-                await behavior(self._parse(request), context)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
