@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import grpc
 from google.rpc import error_details_pb2
@@ -28,3 +29,11 @@ def error_details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
             fields.update({v.field: v.description for v in bad.field_violations})
     assert reason, "every error carries ErrorInfo"
     return reason, fields
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free now; tests bind it moments later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

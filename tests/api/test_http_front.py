@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import aiohttp
 import pytest
 
 from agentjobs.server.testing import RunningServer, running_server
+from tests.support import free_port
 
 IDENT = "aabbccddeeff0011"
 WHO = "identifier_from_purchaser"
@@ -259,18 +259,11 @@ async def test_draining_server_reports_unavailable(
         server.app.jobs.accepting = True
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_payment_service_down_is_503_and_leaves_nothing(tmp_path: Path) -> None:
     async with (
         running_server(
             tmp_path,
-            payment_service_url=f"http://127.0.0.1:{_closed_port()}/api/v1",
+            payment_service_url=f"http://127.0.0.1:{free_port()}/api/v1",
             payment_api_key="k" * 16,
             agent_identifier="downtest" + "0" * 60,
             payment_timeout_s=0.5,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -66,14 +65,6 @@ def assert_one_error_line(result: CliResult, code: int, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in line, line
     return line
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (free now; tests bind it moments later)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for_status(client: JobClient, job_id: str, status: int, timeout: float = 20) -> None:

@@ -16,9 +16,9 @@ from tests.client.helpers import (
     CLEAN_ENV,
     assert_ok,
     assert_one_error_line,
-    free_port,
     run_cli,
 )
+from tests.support import free_port
 
 EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE, EXIT_AUTH = 2, 3, 4, 5, 6
 

@@ -16,7 +16,7 @@ from agentjobs.client import AsyncJobClient, JobClient, Unavailable
 from agentjobs.client.service_config import channel_options
 from agentjobs.server.testing import running_server, server_in_thread
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
-from tests.client.helpers import free_port
+from tests.support import free_port
 
 
 def first_attempt_failed(channel: grpc.Channel) -> threading.Event:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,16 +21,10 @@ from agentjobs.server.domain import (
 from agentjobs.server.payments.masumi import MasumiPaymentGateway
 from agentjobs.server.payments.sandbox import SandboxPaymentService
 from tests.payments.helpers import AGENT_IDENTIFIER, API_KEY, PURCHASER
+from tests.support import free_port
 
 INPUT_HASH = create_masumi_input_hash({"text": "hi"}, PURCHASER)
 WRONG_KEY = "wrong-key-3a4b5c6d7e8f"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def gateway_at(url: str, *, api_key: str = API_KEY, timeout_s: float = 2.0) -> MasumiPaymentGateway:

@@ -5,7 +5,6 @@ monitor catches up afterwards, and no job is lost."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +16,10 @@ from google.protobuf import struct_pb2
 from agentjobs.server.payments.sandbox import SandboxPaymentService
 from agentjobs.server.testing import running_server
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
-from tests.support import error_details
+from tests.support import error_details, free_port
 
 API_KEY = "faults-test-payment-key"
 AGENT_IDENTIFIER = "faultstest" + "0" * 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start_request(text: str = "fault") -> jobs_pb2.StartJobRequest:

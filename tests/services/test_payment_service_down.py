@@ -3,7 +3,6 @@ buyer who pays while it is down (or failing) is caught up with once it is back."
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import grpc
@@ -16,13 +15,7 @@ from agentjobs.server.testing import running_server
 from tests.services.agents import ScriptedAgent
 from tests.services.conftest import AGENT_IDENTIFIER, API_KEY, serve
 from tests.services.support import poll_round, purchaser, start, watch_until
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support import free_port
 
 
 async def test_start_job_while_the_service_is_down_leaves_nothing(
