@@ -38,6 +38,12 @@ class JobEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_EVENT_TYPE_WITHDRAWN: _ClassVar[JobEventType]
     JOB_EVENT_TYPE_REFUNDED: _ClassVar[JobEventType]
     JOB_EVENT_TYPE_PAYMENT_STATE_CHANGED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_RESULT_CONFIRMED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_REFUND_AUTHORIZED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_DISPUTED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_DISPUTE_RESOLVED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_RECOVERY_REQUESTED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_ATTENTION_NEEDED: _ClassVar[JobEventType]
 
 class Availability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -65,12 +71,18 @@ JOB_EVENT_TYPE_PAYMENT_EXPIRED: JobEventType
 JOB_EVENT_TYPE_WITHDRAWN: JobEventType
 JOB_EVENT_TYPE_REFUNDED: JobEventType
 JOB_EVENT_TYPE_PAYMENT_STATE_CHANGED: JobEventType
+JOB_EVENT_TYPE_RESULT_CONFIRMED: JobEventType
+JOB_EVENT_TYPE_REFUND_AUTHORIZED: JobEventType
+JOB_EVENT_TYPE_DISPUTED: JobEventType
+JOB_EVENT_TYPE_DISPUTE_RESOLVED: JobEventType
+JOB_EVENT_TYPE_RECOVERY_REQUESTED: JobEventType
+JOB_EVENT_TYPE_ATTENTION_NEEDED: JobEventType
 AVAILABILITY_UNSPECIFIED: Availability
 AVAILABILITY_AVAILABLE: Availability
 AVAILABILITY_UNAVAILABLE: Availability
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "status", "status_id", "identifier_from_purchaser", "input_hash", "blockchain_identifier", "agent_identifier", "seller_vkey", "pay_by_time", "submit_result_time", "unlock_time", "external_dispute_unlock_time", "input_data", "input_schema", "input_request_message", "result", "error", "create_time", "update_time")
+    __slots__ = ("job_id", "status", "status_id", "identifier_from_purchaser", "input_hash", "blockchain_identifier", "agent_identifier", "seller_vkey", "pay_by_time", "submit_result_time", "unlock_time", "external_dispute_unlock_time", "input_data", "input_schema", "input_request_message", "result", "error", "create_time", "update_time", "attention", "pricing", "payment_source_type", "supported_payment_source_index", "next_step", "next_step_time")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STATUS_ID_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +102,12 @@ class Job(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_FIELD_NUMBER: _ClassVar[int]
+    PRICING_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_SOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_PAYMENT_SOURCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STEP_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STEP_TIME_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobStatus
     status_id: str
@@ -109,7 +127,25 @@ class Job(_message.Message):
     error: JobError
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., status_id: _Optional[str] = ..., identifier_from_purchaser: _Optional[str] = ..., input_hash: _Optional[str] = ..., blockchain_identifier: _Optional[str] = ..., agent_identifier: _Optional[str] = ..., seller_vkey: _Optional[str] = ..., pay_by_time: _Optional[int] = ..., submit_result_time: _Optional[int] = ..., unlock_time: _Optional[int] = ..., external_dispute_unlock_time: _Optional[int] = ..., input_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_schema: _Optional[_Union[_input_schema_pb2.InputSchema, _Mapping]] = ..., input_request_message: _Optional[str] = ..., result: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    attention: Attention
+    pricing: str
+    payment_source_type: str
+    supported_payment_source_index: int
+    next_step: str
+    next_step_time: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., status_id: _Optional[str] = ..., identifier_from_purchaser: _Optional[str] = ..., input_hash: _Optional[str] = ..., blockchain_identifier: _Optional[str] = ..., agent_identifier: _Optional[str] = ..., seller_vkey: _Optional[str] = ..., pay_by_time: _Optional[int] = ..., submit_result_time: _Optional[int] = ..., unlock_time: _Optional[int] = ..., external_dispute_unlock_time: _Optional[int] = ..., input_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_schema: _Optional[_Union[_input_schema_pb2.InputSchema, _Mapping]] = ..., input_request_message: _Optional[str] = ..., result: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attention: _Optional[_Union[Attention, _Mapping]] = ..., pricing: _Optional[str] = ..., payment_source_type: _Optional[str] = ..., supported_payment_source_index: _Optional[int] = ..., next_step: _Optional[str] = ..., next_step_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Attention(_message.Message):
+    __slots__ = ("reason", "message", "action", "since")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    action: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., action: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("reason", "message")
@@ -144,7 +180,7 @@ class StartJobRequest(_message.Message):
     def __init__(self, identifier_from_purchaser: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StartJobResponse(_message.Message):
-    __slots__ = ("job_id", "blockchain_identifier", "pay_by_time", "submit_result_time", "unlock_time", "external_dispute_unlock_time", "agent_identifier", "seller_vkey", "identifier_from_purchaser", "input_hash", "status")
+    __slots__ = ("job_id", "blockchain_identifier", "pay_by_time", "submit_result_time", "unlock_time", "external_dispute_unlock_time", "agent_identifier", "seller_vkey", "identifier_from_purchaser", "input_hash", "status", "payment_source_type", "supported_payment_source_index")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BLOCKCHAIN_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     PAY_BY_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +192,8 @@ class StartJobResponse(_message.Message):
     IDENTIFIER_FROM_PURCHASER_FIELD_NUMBER: _ClassVar[int]
     INPUT_HASH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_SOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_PAYMENT_SOURCE_INDEX_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     blockchain_identifier: str
     pay_by_time: int
@@ -167,7 +205,9 @@ class StartJobResponse(_message.Message):
     identifier_from_purchaser: str
     input_hash: str
     status: JobStatus
-    def __init__(self, job_id: _Optional[str] = ..., blockchain_identifier: _Optional[str] = ..., pay_by_time: _Optional[int] = ..., submit_result_time: _Optional[int] = ..., unlock_time: _Optional[int] = ..., external_dispute_unlock_time: _Optional[int] = ..., agent_identifier: _Optional[str] = ..., seller_vkey: _Optional[str] = ..., identifier_from_purchaser: _Optional[str] = ..., input_hash: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ...) -> None: ...
+    payment_source_type: str
+    supported_payment_source_index: int
+    def __init__(self, job_id: _Optional[str] = ..., blockchain_identifier: _Optional[str] = ..., pay_by_time: _Optional[int] = ..., submit_result_time: _Optional[int] = ..., unlock_time: _Optional[int] = ..., external_dispute_unlock_time: _Optional[int] = ..., agent_identifier: _Optional[str] = ..., seller_vkey: _Optional[str] = ..., identifier_from_purchaser: _Optional[str] = ..., input_hash: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., payment_source_type: _Optional[str] = ..., supported_payment_source_index: _Optional[int] = ...) -> None: ...
 
 class GetJobStatusRequest(_message.Message):
     __slots__ = ("job_id",)

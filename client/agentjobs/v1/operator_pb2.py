@@ -26,15 +26,15 @@ from agentjobs.v1 import jobs_pb2 as agentjobs_dot_v1_dot_jobs__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentjobs/v1/operator.proto\x12\x0c\x61gentjobs.v1\x1a\x17\x61gentjobs/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n\x06\x41mount\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x03\x12\x0c\n\x04unit\x18\x02 \x01(\t\"\xb5\x02\n\x07Invoice\x12\x1d\n\x15\x62lockchain_identifier\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.agentjobs.v1.InvoiceStatus\x12%\n\x07\x61mounts\x18\x04 \x03(\x0b\x32\x14.agentjobs.v1.Amount\x12\x16\n\x0eon_chain_state\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tpaid_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\nMoneyTotal\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12%\n\x07\x61mounts\x18\x02 \x03(\x0b\x32\x14.agentjobs.v1.Amount\"H\n\x0eJobStatusCount\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.agentjobs.v1.JobStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x8e\x01\n\x18GetEarningsReportRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crecent_limit\x18\x03 \x01(\x05\"\xf9\x02\n\x19GetEarningsReportResponse\x12(\n\x06\x65\x61rned\x18\x01 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12(\n\x06locked\x18\x02 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12)\n\x07pending\x18\x03 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12)\n\x07\x65xpired\x18\x04 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12*\n\x08refunded\x18\x05 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12)\n\x07invalid\x18\x06 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12\x34\n\x0ejobs_by_status\x18\x07 \x03(\x0b\x32\x1c.agentjobs.v1.JobStatusCount\x12%\n\x06recent\x18\x08 \x03(\x0b\x32\x15.agentjobs.v1.Invoice\"i\n\x13ListInvoicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.agentjobs.v1.InvoiceStatus\"X\n\x14ListInvoicesResponse\x12\'\n\x08invoices\x18\x01 \x03(\x0b\x32\x15.agentjobs.v1.Invoice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.agentjobs.v1.Job*\xd7\x01\n\rInvoiceStatus\x12\x1e\n\x1aINVOICE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INVOICE_STATUS_PENDING\x10\x01\x12\x17\n\x13INVOICE_STATUS_PAID\x10\x02\x12\x1a\n\x16INVOICE_STATUS_EXPIRED\x10\x03\x12\x1c\n\x18INVOICE_STATUS_WITHDRAWN\x10\x04\x12\x1b\n\x17INVOICE_STATUS_REFUNDED\x10\x05\x12\x1a\n\x16INVOICE_STATUS_INVALID\x10\x06\x32\x9c\x02\n\x0fOperatorService\x12\x64\n\x11GetEarningsReport\x12&.agentjobs.v1.GetEarningsReportRequest\x1a\'.agentjobs.v1.GetEarningsReportResponse\x12U\n\x0cListInvoices\x12!.agentjobs.v1.ListInvoicesRequest\x1a\".agentjobs.v1.ListInvoicesResponse\x12L\n\tCancelJob\x12\x1e.agentjobs.v1.CancelJobRequest\x1a\x1f.agentjobs.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentjobs/v1/operator.proto\x12\x0c\x61gentjobs.v1\x1a\x17\x61gentjobs/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n\x06\x41mount\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x03\x12\x0c\n\x04unit\x18\x02 \x01(\t\"\xb5\x02\n\x07Invoice\x12\x1d\n\x15\x62lockchain_identifier\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.agentjobs.v1.InvoiceStatus\x12%\n\x07\x61mounts\x18\x04 \x03(\x0b\x32\x14.agentjobs.v1.Amount\x12\x16\n\x0eon_chain_state\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tpaid_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\nMoneyTotal\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12%\n\x07\x61mounts\x18\x02 \x03(\x0b\x32\x14.agentjobs.v1.Amount\"H\n\x0eJobStatusCount\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.agentjobs.v1.JobStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x8e\x01\n\x18GetEarningsReportRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crecent_limit\x18\x03 \x01(\x05\"\xc6\x04\n\x19GetEarningsReportResponse\x12(\n\x06\x65\x61rned\x18\x01 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12(\n\x06locked\x18\x02 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12)\n\x07pending\x18\x03 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12)\n\x07\x65xpired\x18\x04 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12*\n\x08refunded\x18\x05 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12)\n\x07invalid\x18\x06 \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12\x34\n\x0ejobs_by_status\x18\x07 \x03(\x0b\x32\x1c.agentjobs.v1.JobStatusCount\x12%\n\x06recent\x18\x08 \x03(\x0b\x32\x15.agentjobs.v1.Invoice\x12+\n\tsubmitted\x18\t \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12+\n\tconfirmed\x18\n \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12*\n\x08\x64isputed\x18\x0b \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12\x32\n\x10\x64ispute_resolved\x18\x0c \x01(\x0b\x32\x18.agentjobs.v1.MoneyTotal\x12\x11\n\tfree_jobs\x18\r \x01(\x03\"i\n\x13ListInvoicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.agentjobs.v1.InvoiceStatus\"X\n\x14ListInvoicesResponse\x12\'\n\x08invoices\x18\x01 \x03(\x0b\x32\x15.agentjobs.v1.Invoice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.agentjobs.v1.Job\"=\n\x14ListAttentionRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Q\n\x15ListAttentionResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.agentjobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x15RecoverPaymentRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"8\n\x16RecoverPaymentResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.agentjobs.v1.Job\"(\n\x16\x41uthorizeRefundRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\x17\x41uthorizeRefundResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.agentjobs.v1.Job\"\x15\n\x13ListReplicasRequest\"\xd0\x01\n\x07Replica\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eheartbeat_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsteps_held\x18\x05 \x01(\x03\x12\x1d\n\x15leads_payment_monitor\x18\x06 \x01(\x08\x12\x0c\n\x04gone\x18\x07 \x01(\x08\"?\n\x14ListReplicasResponse\x12\'\n\x08replicas\x18\x01 \x03(\x0b\x32\x15.agentjobs.v1.Replica*\xd5\x02\n\rInvoiceStatus\x12\x1e\n\x1aINVOICE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INVOICE_STATUS_PENDING\x10\x01\x12\x17\n\x13INVOICE_STATUS_PAID\x10\x02\x12\x1a\n\x16INVOICE_STATUS_EXPIRED\x10\x03\x12\x1c\n\x18INVOICE_STATUS_WITHDRAWN\x10\x04\x12\x1b\n\x17INVOICE_STATUS_REFUNDED\x10\x05\x12\x1a\n\x16INVOICE_STATUS_INVALID\x10\x06\x12\x1c\n\x18INVOICE_STATUS_SUBMITTED\x10\x07\x12\x1c\n\x18INVOICE_STATUS_CONFIRMED\x10\x08\x12\x1b\n\x17INVOICE_STATUS_DISPUTED\x10\t\x12#\n\x1fINVOICE_STATUS_DISPUTE_RESOLVED\x10\n2\x8a\x05\n\x0fOperatorService\x12\x64\n\x11GetEarningsReport\x12&.agentjobs.v1.GetEarningsReportRequest\x1a\'.agentjobs.v1.GetEarningsReportResponse\x12U\n\x0cListInvoices\x12!.agentjobs.v1.ListInvoicesRequest\x1a\".agentjobs.v1.ListInvoicesResponse\x12L\n\tCancelJob\x12\x1e.agentjobs.v1.CancelJobRequest\x1a\x1f.agentjobs.v1.CancelJobResponse\x12X\n\rListAttention\x12\".agentjobs.v1.ListAttentionRequest\x1a#.agentjobs.v1.ListAttentionResponse\x12[\n\x0eRecoverPayment\x12#.agentjobs.v1.RecoverPaymentRequest\x1a$.agentjobs.v1.RecoverPaymentResponse\x12^\n\x0f\x41uthorizeRefund\x12$.agentjobs.v1.AuthorizeRefundRequest\x1a%.agentjobs.v1.AuthorizeRefundResponse\x12U\n\x0cListReplicas\x12!.agentjobs.v1.ListReplicasRequest\x1a\".agentjobs.v1.ListReplicasResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentjobs.v1.operator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INVOICESTATUS']._serialized_start=1425
-  _globals['_INVOICESTATUS']._serialized_end=1640
+  _globals['_INVOICESTATUS']._serialized_start=2275
+  _globals['_INVOICESTATUS']._serialized_end=2616
   _globals['_AMOUNT']._serialized_start=103
   _globals['_AMOUNT']._serialized_end=141
   _globals['_INVOICE']._serialized_start=144
@@ -46,15 +46,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETEARNINGSREPORTREQUEST']._serialized_start=598
   _globals['_GETEARNINGSREPORTREQUEST']._serialized_end=740
   _globals['_GETEARNINGSREPORTRESPONSE']._serialized_start=743
-  _globals['_GETEARNINGSREPORTRESPONSE']._serialized_end=1120
-  _globals['_LISTINVOICESREQUEST']._serialized_start=1122
-  _globals['_LISTINVOICESREQUEST']._serialized_end=1227
-  _globals['_LISTINVOICESRESPONSE']._serialized_start=1229
-  _globals['_LISTINVOICESRESPONSE']._serialized_end=1317
-  _globals['_CANCELJOBREQUEST']._serialized_start=1319
-  _globals['_CANCELJOBREQUEST']._serialized_end=1369
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1371
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1422
-  _globals['_OPERATORSERVICE']._serialized_start=1643
-  _globals['_OPERATORSERVICE']._serialized_end=1927
+  _globals['_GETEARNINGSREPORTRESPONSE']._serialized_end=1325
+  _globals['_LISTINVOICESREQUEST']._serialized_start=1327
+  _globals['_LISTINVOICESREQUEST']._serialized_end=1432
+  _globals['_LISTINVOICESRESPONSE']._serialized_start=1434
+  _globals['_LISTINVOICESRESPONSE']._serialized_end=1522
+  _globals['_CANCELJOBREQUEST']._serialized_start=1524
+  _globals['_CANCELJOBREQUEST']._serialized_end=1574
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1576
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1627
+  _globals['_LISTATTENTIONREQUEST']._serialized_start=1629
+  _globals['_LISTATTENTIONREQUEST']._serialized_end=1690
+  _globals['_LISTATTENTIONRESPONSE']._serialized_start=1692
+  _globals['_LISTATTENTIONRESPONSE']._serialized_end=1773
+  _globals['_RECOVERPAYMENTREQUEST']._serialized_start=1775
+  _globals['_RECOVERPAYMENTREQUEST']._serialized_end=1814
+  _globals['_RECOVERPAYMENTRESPONSE']._serialized_start=1816
+  _globals['_RECOVERPAYMENTRESPONSE']._serialized_end=1872
+  _globals['_AUTHORIZEREFUNDREQUEST']._serialized_start=1874
+  _globals['_AUTHORIZEREFUNDREQUEST']._serialized_end=1914
+  _globals['_AUTHORIZEREFUNDRESPONSE']._serialized_start=1916
+  _globals['_AUTHORIZEREFUNDRESPONSE']._serialized_end=1973
+  _globals['_LISTREPLICASREQUEST']._serialized_start=1975
+  _globals['_LISTREPLICASREQUEST']._serialized_end=1996
+  _globals['_REPLICA']._serialized_start=1999
+  _globals['_REPLICA']._serialized_end=2207
+  _globals['_LISTREPLICASRESPONSE']._serialized_start=2209
+  _globals['_LISTREPLICASRESPONSE']._serialized_end=2272
+  _globals['_OPERATORSERVICE']._serialized_start=2619
+  _globals['_OPERATORSERVICE']._serialized_end=3269
 # @@protoc_insertion_point(module_scope)

@@ -20,6 +20,10 @@ class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVOICE_STATUS_WITHDRAWN: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_REFUNDED: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_INVALID: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_SUBMITTED: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_CONFIRMED: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_DISPUTED: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_DISPUTE_RESOLVED: _ClassVar[InvoiceStatus]
 INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
 INVOICE_STATUS_PENDING: InvoiceStatus
 INVOICE_STATUS_PAID: InvoiceStatus
@@ -27,6 +31,10 @@ INVOICE_STATUS_EXPIRED: InvoiceStatus
 INVOICE_STATUS_WITHDRAWN: InvoiceStatus
 INVOICE_STATUS_REFUNDED: InvoiceStatus
 INVOICE_STATUS_INVALID: InvoiceStatus
+INVOICE_STATUS_SUBMITTED: InvoiceStatus
+INVOICE_STATUS_CONFIRMED: InvoiceStatus
+INVOICE_STATUS_DISPUTED: InvoiceStatus
+INVOICE_STATUS_DISPUTE_RESOLVED: InvoiceStatus
 
 class Amount(_message.Message):
     __slots__ = ("amount", "unit")
@@ -83,7 +91,7 @@ class GetEarningsReportRequest(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recent_limit: _Optional[int] = ...) -> None: ...
 
 class GetEarningsReportResponse(_message.Message):
-    __slots__ = ("earned", "locked", "pending", "expired", "refunded", "invalid", "jobs_by_status", "recent")
+    __slots__ = ("earned", "locked", "pending", "expired", "refunded", "invalid", "jobs_by_status", "recent", "submitted", "confirmed", "disputed", "dispute_resolved", "free_jobs")
     EARNED_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +100,11 @@ class GetEarningsReportResponse(_message.Message):
     INVALID_FIELD_NUMBER: _ClassVar[int]
     JOBS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     RECENT_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    DISPUTED_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    FREE_JOBS_FIELD_NUMBER: _ClassVar[int]
     earned: MoneyTotal
     locked: MoneyTotal
     pending: MoneyTotal
@@ -100,7 +113,12 @@ class GetEarningsReportResponse(_message.Message):
     invalid: MoneyTotal
     jobs_by_status: _containers.RepeatedCompositeFieldContainer[JobStatusCount]
     recent: _containers.RepeatedCompositeFieldContainer[Invoice]
-    def __init__(self, earned: _Optional[_Union[MoneyTotal, _Mapping]] = ..., locked: _Optional[_Union[MoneyTotal, _Mapping]] = ..., pending: _Optional[_Union[MoneyTotal, _Mapping]] = ..., expired: _Optional[_Union[MoneyTotal, _Mapping]] = ..., refunded: _Optional[_Union[MoneyTotal, _Mapping]] = ..., invalid: _Optional[_Union[MoneyTotal, _Mapping]] = ..., jobs_by_status: _Optional[_Iterable[_Union[JobStatusCount, _Mapping]]] = ..., recent: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ...) -> None: ...
+    submitted: MoneyTotal
+    confirmed: MoneyTotal
+    disputed: MoneyTotal
+    dispute_resolved: MoneyTotal
+    free_jobs: int
+    def __init__(self, earned: _Optional[_Union[MoneyTotal, _Mapping]] = ..., locked: _Optional[_Union[MoneyTotal, _Mapping]] = ..., pending: _Optional[_Union[MoneyTotal, _Mapping]] = ..., expired: _Optional[_Union[MoneyTotal, _Mapping]] = ..., refunded: _Optional[_Union[MoneyTotal, _Mapping]] = ..., invalid: _Optional[_Union[MoneyTotal, _Mapping]] = ..., jobs_by_status: _Optional[_Iterable[_Union[JobStatusCount, _Mapping]]] = ..., recent: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ..., submitted: _Optional[_Union[MoneyTotal, _Mapping]] = ..., confirmed: _Optional[_Union[MoneyTotal, _Mapping]] = ..., disputed: _Optional[_Union[MoneyTotal, _Mapping]] = ..., dispute_resolved: _Optional[_Union[MoneyTotal, _Mapping]] = ..., free_jobs: _Optional[int] = ...) -> None: ...
 
 class ListInvoicesRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "status")
@@ -133,3 +151,71 @@ class CancelJobResponse(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: _jobs_pb2.Job
     def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class ListAttentionRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAttentionResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.Job]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_jobs_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RecoverPaymentRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class RecoverPaymentResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _jobs_pb2.Job
+    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class AuthorizeRefundRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class AuthorizeRefundResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _jobs_pb2.Job
+    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class ListReplicasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Replica(_message.Message):
+    __slots__ = ("replica_id", "role", "start_time", "heartbeat_time", "steps_held", "leads_payment_monitor", "gone")
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
+    STEPS_HELD_FIELD_NUMBER: _ClassVar[int]
+    LEADS_PAYMENT_MONITOR_FIELD_NUMBER: _ClassVar[int]
+    GONE_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    role: str
+    start_time: _timestamp_pb2.Timestamp
+    heartbeat_time: _timestamp_pb2.Timestamp
+    steps_held: int
+    leads_payment_monitor: bool
+    gone: bool
+    def __init__(self, replica_id: _Optional[str] = ..., role: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps_held: _Optional[int] = ..., leads_payment_monitor: _Optional[bool] = ..., gone: _Optional[bool] = ...) -> None: ...
+
+class ListReplicasResponse(_message.Message):
+    __slots__ = ("replicas",)
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    replicas: _containers.RepeatedCompositeFieldContainer[Replica]
+    def __init__(self, replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...

@@ -52,6 +52,26 @@ class OperatorServiceStub:
                 request_serializer=agentjobs_dot_v1_dot_operator__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=agentjobs_dot_v1_dot_operator__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.ListAttention = channel.unary_unary(
+                '/agentjobs.v1.OperatorService/ListAttention',
+                request_serializer=agentjobs_dot_v1_dot_operator__pb2.ListAttentionRequest.SerializeToString,
+                response_deserializer=agentjobs_dot_v1_dot_operator__pb2.ListAttentionResponse.FromString,
+                _registered_method=True)
+        self.RecoverPayment = channel.unary_unary(
+                '/agentjobs.v1.OperatorService/RecoverPayment',
+                request_serializer=agentjobs_dot_v1_dot_operator__pb2.RecoverPaymentRequest.SerializeToString,
+                response_deserializer=agentjobs_dot_v1_dot_operator__pb2.RecoverPaymentResponse.FromString,
+                _registered_method=True)
+        self.AuthorizeRefund = channel.unary_unary(
+                '/agentjobs.v1.OperatorService/AuthorizeRefund',
+                request_serializer=agentjobs_dot_v1_dot_operator__pb2.AuthorizeRefundRequest.SerializeToString,
+                response_deserializer=agentjobs_dot_v1_dot_operator__pb2.AuthorizeRefundResponse.FromString,
+                _registered_method=True)
+        self.ListReplicas = channel.unary_unary(
+                '/agentjobs.v1.OperatorService/ListReplicas',
+                request_serializer=agentjobs_dot_v1_dot_operator__pb2.ListReplicasRequest.SerializeToString,
+                response_deserializer=agentjobs_dot_v1_dot_operator__pb2.ListReplicasResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -82,6 +102,37 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAttention(self, request, context):
+        """Every job whose money needs a person, most recently changed first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecoverPayment(self, request, context):
+        """Retry what the payment service parked (POST /payment/error-state-recovery), or a
+        submission refused for another API key, as the job's next step now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthorizeRefund(self, request, context):
+        """Give the buyer's money back (POST /payment/authorize-refund) where the payment's
+        contract allows it: V1 only from Disputed; V2 also from FundsLocked, ResultSubmitted
+        and RefundRequested.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReplicas(self, request, context):
+        """The replicas sharing the database: role, heartbeat, steps held, monitor leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +150,26 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=agentjobs_dot_v1_dot_operator__pb2.CancelJobRequest.FromString,
                     response_serializer=agentjobs_dot_v1_dot_operator__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'ListAttention': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAttention,
+                    request_deserializer=agentjobs_dot_v1_dot_operator__pb2.ListAttentionRequest.FromString,
+                    response_serializer=agentjobs_dot_v1_dot_operator__pb2.ListAttentionResponse.SerializeToString,
+            ),
+            'RecoverPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecoverPayment,
+                    request_deserializer=agentjobs_dot_v1_dot_operator__pb2.RecoverPaymentRequest.FromString,
+                    response_serializer=agentjobs_dot_v1_dot_operator__pb2.RecoverPaymentResponse.SerializeToString,
+            ),
+            'AuthorizeRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeRefund,
+                    request_deserializer=agentjobs_dot_v1_dot_operator__pb2.AuthorizeRefundRequest.FromString,
+                    response_serializer=agentjobs_dot_v1_dot_operator__pb2.AuthorizeRefundResponse.SerializeToString,
+            ),
+            'ListReplicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplicas,
+                    request_deserializer=agentjobs_dot_v1_dot_operator__pb2.ListReplicasRequest.FromString,
+                    response_serializer=agentjobs_dot_v1_dot_operator__pb2.ListReplicasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +256,114 @@ class OperatorService:
             '/agentjobs.v1.OperatorService/CancelJob',
             agentjobs_dot_v1_dot_operator__pb2.CancelJobRequest.SerializeToString,
             agentjobs_dot_v1_dot_operator__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAttention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentjobs.v1.OperatorService/ListAttention',
+            agentjobs_dot_v1_dot_operator__pb2.ListAttentionRequest.SerializeToString,
+            agentjobs_dot_v1_dot_operator__pb2.ListAttentionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecoverPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentjobs.v1.OperatorService/RecoverPayment',
+            agentjobs_dot_v1_dot_operator__pb2.RecoverPaymentRequest.SerializeToString,
+            agentjobs_dot_v1_dot_operator__pb2.RecoverPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentjobs.v1.OperatorService/AuthorizeRefund',
+            agentjobs_dot_v1_dot_operator__pb2.AuthorizeRefundRequest.SerializeToString,
+            agentjobs_dot_v1_dot_operator__pb2.AuthorizeRefundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentjobs.v1.OperatorService/ListReplicas',
+            agentjobs_dot_v1_dot_operator__pb2.ListReplicasRequest.SerializeToString,
+            agentjobs_dot_v1_dot_operator__pb2.ListReplicasResponse.FromString,
             options,
             channel_credentials,
             insecure,

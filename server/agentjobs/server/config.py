@@ -44,10 +44,35 @@ class Settings(BaseSettings):
     result_window_s: float = Field(24 * 3600, gt=0, validation_alias=_env("result_window_s"))
 
     monitor_interval_s: float = Field(5.0, gt=0, validation_alias=_env("monitor_interval_s"))
+    # The diff is re-read this far behind its watermark: the payment service stamps a
+    # change when its transaction starts (up to 30 s before it commits).
+    diff_overlap_s: float = Field(60.0, ge=0, validation_alias=_env("diff_overlap_s"))
     runner_concurrency: int = Field(8, ge=1, validation_alias=_env("runner_concurrency"))
-    # The chain ignores submit-result requests made less than 5 minutes before
-    # submitResultTime; the agent must finish this long before it.
-    submit_margin_s: float = Field(360.0, ge=0, validation_alias=_env("submit_margin_s"))
+    # The payment service's submit-result chain job runs this often (15 s by default
+    # upstream, 300 s in its shipped .env.example); a submission must reach it while
+    # submitResultTime is still more than 5 min + this away.
+    chain_pickup_s: float = Field(300.0, ge=0, validation_alias=_env("chain_pickup_s"))
+    # Extra time the agent leaves before that last moment, for the submit call itself.
+    submit_margin_s: float = Field(60.0, ge=0, validation_alias=_env("submit_margin_s"))
+    # An unpaid job is expired this long after payByTime (a lock made in time can reach
+    # the payment service late).
+    expiry_grace_s: float = Field(300.0, ge=0, validation_alias=_env("expiry_grace_s"))
+
+    # Replicas: what this process does, how long its claims last, who it is.
+    role: Literal["all", "api", "worker"] = Field("all", validation_alias=_env("role"))
+    lease_s: float = Field(30.0, gt=0, validation_alias=_env("lease_s"))
+    # None: hostname:pid.
+    replica_id: str | None = Field(None, validation_alias=_env("replica_id"))
+    # How often an idle worker looks for steps whose lease expired elsewhere.
+    worker_poll_s: float = Field(1.0, gt=0, validation_alias=_env("worker_poll_s"))
+
+    # "fixed": the agent's registered price; "dynamic": the agent prices each job
+    # (Agent.price); "free": no payment request at all.
+    pricing: Literal["fixed", "dynamic", "free"] = Field("fixed", validation_alias=_env("pricing"))
+    # Set: V2 payments (Web3CardanoV2) from this supported_payment_sources index.
+    payment_source_index: int | None = Field(
+        None, ge=0, le=24, validation_alias=_env("payment_source_index")
+    )
     # Sandbox only: how long the simulated buyer waits before locking funds.
     sandbox_lock_after_s: float = Field(2.0, ge=0, validation_alias=_env("sandbox_lock_after_s"))
 
@@ -66,6 +91,14 @@ class Settings(BaseSettings):
         if self.result_window_s <= self.pay_window_s:
             raise ValueError("result_window_s must be longer than pay_window_s")
         return self
+
+    @property
+    def runs_workers(self) -> bool:
+        return self.role in ("all", "worker")
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role in ("all", "api")
 
     @property
     def uses_sandbox(self) -> bool:

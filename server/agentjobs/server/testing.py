@@ -44,6 +44,8 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
         "sandbox_lock_after_s": 0.05,
         "monitor_interval_s": 0.05,
         "submit_margin_s": 0,
+        "chain_pickup_s": 0,
+        "worker_poll_s": 0.1,
         "shutdown_grace_s": 2,
     }
     values.update(overrides)

@@ -20,6 +20,7 @@ from agentjobs.server.domain import (
     JobStatus,
     MoneyTotal,
 )
+from agentjobs.server.services.operator import Replica
 from agentjobs.v1 import input_schema_pb2, jobs_pb2, operator_pb2
 
 _STATUS_TO_PB: dict[JobStatus, jobs_pb2.JobStatus] = {
@@ -155,6 +156,29 @@ def job_to_pb(job: Job) -> jobs_pb2.Job:
     if job.status is JobStatus.FAILED and job.error is not None:
         message.error.reason = job.error.reason
         message.error.message = job.error.message
+    message.pricing = job.pricing
+    message.payment_source_type = job.payment_source_type or ""
+    if job.payment_source_index is not None:
+        message.supported_payment_source_index = job.payment_source_index
+    if job.step is not None:
+        message.next_step = job.step.value
+        if job.run_at is not None:
+            message.next_step_time.FromMilliseconds(job.run_at)
+    return message
+
+
+def operator_job_to_pb(job: Job) -> jobs_pb2.Job:
+    """The job as the operator sees it: with what needs a person."""
+    message = job_to_pb(job)
+    if job.attention is not None:
+        message.attention.CopyFrom(
+            jobs_pb2.Attention(
+                reason=job.attention.reason,
+                message=job.attention.message,
+                action=job.attention.action,
+                since=timestamp(job.attention.since),
+            )
+        )
     return message
 
 
@@ -189,6 +213,8 @@ def start_response(job: Job) -> jobs_pb2.StartJobResponse:
         identifier_from_purchaser=job.identifier_from_purchaser,
         input_hash=job.input_hash,
         status=status_to_pb(job.status),
+        payment_source_type=job.payment_source_type or "",
+        supported_payment_source_index=job.payment_source_index,
     )
 
 
@@ -237,4 +263,22 @@ def earnings_to_pb(report: EarningsReport) -> operator_pb2.GetEarningsReportResp
             for status in JobStatus
         ],
         recent=[invoice_to_pb(i) for i in report.recent],
+        submitted=_money(report.total(InvoiceStatus.SUBMITTED)),
+        confirmed=_money(report.total(InvoiceStatus.CONFIRMED)),
+        disputed=_money(report.total(InvoiceStatus.DISPUTED)),
+        dispute_resolved=_money(report.total(InvoiceStatus.DISPUTE_RESOLVED)),
+        free_jobs=report.free_jobs,
     )
+
+
+def replica_to_pb(replica: Replica) -> operator_pb2.Replica:
+    message = operator_pb2.Replica(
+        replica_id=replica.replica_id,
+        role=replica.role,
+        steps_held=replica.steps_held,
+        leads_payment_monitor=replica.leads_monitor,
+        gone=replica.gone,
+    )
+    message.start_time.FromMilliseconds(replica.started_at_ms)
+    message.heartbeat_time.FromMilliseconds(replica.heartbeat_at_ms)
+    return message

@@ -16,6 +16,7 @@ from agentjobs.server.api.operator_servicer import OperatorServicer
 from agentjobs.server.config import Settings
 from agentjobs.server.services.earnings import EarningsService
 from agentjobs.server.services.jobs import JobsService
+from agentjobs.server.services.operator import OperatorService
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc, operator_pb2, operator_pb2_grpc
 
 SERVICE_NAMES = (
@@ -31,7 +32,11 @@ class GrpcServer:
         jobs: JobsService,
         earnings: EarningsService,
         metrics: Metrics,
+        *,
+        operator: OperatorService,
+        health_only: bool = False,
     ) -> None:
+        """`health_only`: a worker replica serves only the health service."""
         token = settings.operator_token.get_secret_value() if settings.operator_token else None
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(metrics, token)],
@@ -42,16 +47,19 @@ class GrpcServer:
             ],
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(jobs), self.server)
-        operator_pb2_grpc.add_OperatorServiceServicer_to_server(
-            OperatorServicer(jobs, earnings), self.server
-        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
-        channelz.add_channelz_servicer(self.server)
+        self._names: tuple[str, ...] = ()
+        if not health_only:
+            jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(jobs), self.server)
+            operator_pb2_grpc.add_OperatorServiceServicer_to_server(
+                OperatorServicer(jobs, earnings, operator), self.server
+            )
+            self._names = SERVICE_NAMES
+            reflection.enable_server_reflection(
+                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            )
+            channelz.add_channelz_servicer(self.server)
         self.port = self._bind(settings)
 
     def _bind(self, settings: Settings) -> int:
@@ -81,7 +89,7 @@ class GrpcServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *self._names):
             await self.health.set(name, status)
 
     async def stop(self, grace_s: float) -> None:

@@ -60,6 +60,18 @@ def required_string(body: dict[str, Any], field: str) -> str:
     return value
 
 
+def optional_string(body: dict[str, Any], field: str) -> str:
+    """A string field that may be missing or null ("" then)."""
+    value = body.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{field} must be a string", [FieldViolation(field, "must be a string")]
+        )
+    return value
+
+
 def optional_object(body: dict[str, Any], field: str) -> dict[str, Any]:
     """Missing or null means `{}` (MIP-003 allows a job without input)."""
     value = body.get(field)

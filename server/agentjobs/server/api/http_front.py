@@ -15,6 +15,7 @@ from agentjobs.server.api.errors import http_body
 from agentjobs.server.api.http_bodies import (
     idempotency_key,
     optional_object,
+    optional_string,
     read_json_object,
     required_string,
 )
@@ -32,7 +33,10 @@ def create_http_app(
     metrics: Metrics,
     is_serving: Callable[[], bool],
     max_body_bytes: int,
+    mip003: bool = True,
 ) -> FastAPI:
+    """The MIP-003 paths plus /metrics and /healthz; only the last two when `mip003` is
+    False (a worker replica)."""
     app = FastAPI(
         title="agentjobs MIP-003",
         description="MIP-003 agent endpoints backed by agentjobs",
@@ -48,11 +52,28 @@ def create_http_app(
         status, body = http_body(exc)
         return JSONResponse(body, status_code=status)
 
+    @app.get("/metrics")
+    async def metrics_page() -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        serving = is_serving()
+        return JSONResponse(
+            {"status": "serving" if serving else "not_serving"},
+            status_code=200 if serving else 503,
+        )
+
+    if not mip003:
+        return app
+
     @app.post("/start_job")
     async def start_job(request: Request) -> JSONResponse:
         body = await read_json_object(request, max_body_bytes)
         job = await jobs.start_job(
-            required_string(body, "identifier_from_purchaser"),
+            # Optional: free agents are started without one (paid pricing refuses that).
+            optional_string(body, "identifier_from_purchaser"),
             optional_object(body, "input_data"),
             idempotency_key(request, body),
         )
@@ -94,18 +115,5 @@ def create_http_app(
     @app.get("/demo")
     async def demo() -> JSONResponse:
         return JSONResponse(shapes.demo_body(*jobs.demo()))
-
-    @app.get("/metrics")
-    async def metrics_page() -> Response:
-        payload, content_type = metrics.render()
-        return Response(payload, media_type=content_type)
-
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
-        serving = is_serving()
-        return JSONResponse(
-            {"status": "serving" if serving else "not_serving"},
-            status_code=200 if serving else 503,
-        )
 
     return app

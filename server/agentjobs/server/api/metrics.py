@@ -38,8 +38,34 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
         )
         self.jobs_running = Gauge(
-            "agentjobs_runner_active_jobs", "Jobs the runner is working on", registry=self.registry
+            "agentjobs_runner_active_jobs",
+            "Agent handlers computing in this process",
+            registry=self.registry,
         )
+        self.steps_held = Gauge(
+            "agentjobs_worker_steps_held",
+            "Steps this replica holds a lease on",
+            registry=self.registry,
+        )
+        self.monitor_leader = Gauge(
+            "agentjobs_payment_monitor_leader",
+            "1 while this replica leads the payment monitor",
+            registry=self.registry,
+        )
+        self.attention = Gauge(
+            "agentjobs_payments_needing_attention",
+            "Jobs whose money needs a person, by reason (see `agentjobs attention`)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._attention_reasons: set[str] = set()
+
+    def set_attention(self, counts: dict[str, int]) -> None:
+        for reason in self._attention_reasons - set(counts):
+            self.attention.labels(reason).set(0)
+        for reason, count in counts.items():
+            self.attention.labels(reason).set(count)
+        self._attention_reasons |= set(counts)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

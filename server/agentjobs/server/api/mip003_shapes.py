@@ -28,6 +28,11 @@ def start_job_body(job: Job) -> dict[str, Any]:
         identifierFromPurchaser=job.identifier_from_purchaser,
         input_hash=job.input_hash,
     ).model_dump()
+    # Sokosumi's V2 schema reads the payment source.
+    if job.payment_source_type:
+        body["paymentSourceType"] = job.payment_source_type
+    if job.payment_source_index is not None:
+        body["supportedPaymentSourceIndex"] = job.payment_source_index
     # Older MIP-003 consumers read `job_id` and `status`; both are harmless extras.
     body["job_id"] = job.job_id
     body["status"] = "success"

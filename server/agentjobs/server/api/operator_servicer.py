@@ -7,13 +7,17 @@ import grpc
 from agentjobs.server.api import convert
 from agentjobs.server.services.earnings import EarningsService
 from agentjobs.server.services.jobs import JobsService
+from agentjobs.server.services.operator import OperatorService
 from agentjobs.v1 import operator_pb2, operator_pb2_grpc
 
 
 class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
-    def __init__(self, jobs: JobsService, earnings: EarningsService) -> None:
+    def __init__(
+        self, jobs: JobsService, earnings: EarningsService, operator: OperatorService
+    ) -> None:
         self._jobs = jobs
         self._earnings = earnings
+        self._operator = operator
 
     async def GetEarningsReport(
         self, request: operator_pb2.GetEarningsReportRequest, context: grpc.aio.ServicerContext
@@ -42,4 +46,33 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
         self, request: operator_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> operator_pb2.CancelJobResponse:
         job = await self._jobs.cancel_job(request.job_id, request.reason)
-        return operator_pb2.CancelJobResponse(job=convert.job_to_pb(job))
+        return operator_pb2.CancelJobResponse(job=convert.operator_job_to_pb(job))
+
+    async def ListAttention(
+        self, request: operator_pb2.ListAttentionRequest, context: grpc.aio.ServicerContext
+    ) -> operator_pb2.ListAttentionResponse:
+        page = await self._operator.attention(request.page_size, request.page_token)
+        return operator_pb2.ListAttentionResponse(
+            jobs=[convert.operator_job_to_pb(job) for job in page.items],
+            next_page_token=page.next_page_token or "",
+        )
+
+    async def RecoverPayment(
+        self, request: operator_pb2.RecoverPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> operator_pb2.RecoverPaymentResponse:
+        job = await self._operator.recover(request.job_id)
+        return operator_pb2.RecoverPaymentResponse(job=convert.operator_job_to_pb(job))
+
+    async def AuthorizeRefund(
+        self, request: operator_pb2.AuthorizeRefundRequest, context: grpc.aio.ServicerContext
+    ) -> operator_pb2.AuthorizeRefundResponse:
+        job = await self._operator.refund(request.job_id)
+        return operator_pb2.AuthorizeRefundResponse(job=convert.operator_job_to_pb(job))
+
+    async def ListReplicas(
+        self, request: operator_pb2.ListReplicasRequest, context: grpc.aio.ServicerContext
+    ) -> operator_pb2.ListReplicasResponse:
+        replicas = await self._operator.replicas()
+        return operator_pb2.ListReplicasResponse(
+            replicas=[convert.replica_to_pb(replica) for replica in replicas]
+        )

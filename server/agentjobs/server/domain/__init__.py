@@ -11,17 +11,22 @@ from agentjobs.server.domain.errors import (
     InvoiceNotFoundError,
     JobNotFoundError,
     NotAwaitingInputError,
+    OperationNotPossibleError,
     PaymentConfigurationError,
+    PaymentKeyMismatchError,
     PaymentNotFoundError,
     PaymentServiceConflictError,
     PaymentServiceRejectedError,
     PaymentServiceUnavailableError,
+    PaymentServiceUnreachableError,
     RequestTooLargeError,
+    StaleJobError,
     StatusIdMismatchError,
+    StorageUnavailableError,
 )
 from agentjobs.server.domain.events import EventType, JobEvent
 from agentjobs.server.domain.invoice import EarningsReport, Invoice, InvoiceStatus, MoneyTotal
-from agentjobs.server.domain.job import Amount, Job, JobError, PaymentTerms, utcnow
+from agentjobs.server.domain.job import Amount, Attention, Job, JobError, PaymentTerms, utcnow
 from agentjobs.server.domain.status import (
     LEGAL_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -33,6 +38,7 @@ __all__ = [
     "LEGAL_TRANSITIONS",
     "TERMINAL_STATUSES",
     "Amount",
+    "Attention",
     "DomainError",
     "EarningsReport",
     "EventType",
@@ -52,14 +58,19 @@ __all__ = [
     "JobStatus",
     "MoneyTotal",
     "NotAwaitingInputError",
+    "OperationNotPossibleError",
     "PaymentConfigurationError",
+    "PaymentKeyMismatchError",
     "PaymentNotFoundError",
     "PaymentServiceConflictError",
     "PaymentServiceRejectedError",
     "PaymentServiceUnavailableError",
+    "PaymentServiceUnreachableError",
     "PaymentTerms",
     "RequestTooLargeError",
+    "StaleJobError",
     "StatusIdMismatchError",
+    "StorageUnavailableError",
     "utcnow",
     "validate_transition",
 ]

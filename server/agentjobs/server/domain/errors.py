@@ -161,6 +161,10 @@ class PaymentServiceUnavailableError(DomainError):
     reason = "PAYMENT_SERVICE_UNAVAILABLE"
 
 
+class PaymentServiceUnreachableError(PaymentServiceUnavailableError):
+    """No connection could be made: the request provably never reached the service."""
+
+
 class PaymentServiceRejectedError(DomainError):
     """The payment service refused the request as invalid (HTTP 400)."""
 
@@ -181,3 +185,40 @@ class PaymentConfigurationError(DomainError):
     """The payment service refused our credentials (401/403): an operator must fix config."""
 
     reason = "PAYMENT_SERVICE_MISCONFIGURED"
+
+
+class PaymentKeyMismatchError(DomainError):
+    """403 on a seller action: the payment was created with another API key."""
+
+    reason = "PAYMENT_CREATED_WITH_ANOTHER_KEY"
+
+
+class OperationNotPossibleError(DomainError):
+    """An operator command the job's state does not allow now (FAILED_PRECONDITION)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "OPERATION_NOT_POSSIBLE",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.reason = reason
+
+
+class StaleJobError(DomainError):
+    """A write decided on a job that changed since it was read (version or lease moved):
+    the caller reads the job again and decides again. Never reaches a caller."""
+
+    reason = "STALE_JOB"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} changed while a decision was made on it")
+        self.job_id = job_id
+
+
+class StorageUnavailableError(DomainError):
+    """The database is busy, locked or unreachable: retry later (UNAVAILABLE / 503)."""
+
+    reason = "STORAGE_UNAVAILABLE"

@@ -18,6 +18,7 @@ class EventType(StrEnum):
     INPUT_REQUESTED = "INPUT_REQUESTED"
     INPUT_PROVIDED = "INPUT_PROVIDED"
     RESULT_STORED = "RESULT_STORED"
+    # submit-result answered 200: the request is queued, not yet on chain.
     RESULT_SUBMITTED = "RESULT_SUBMITTED"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -25,6 +26,17 @@ class EventType(StrEnum):
     WITHDRAWN = "WITHDRAWN"
     REFUNDED = "REFUNDED"
     PAYMENT_STATE_CHANGED = "PAYMENT_STATE_CHANGED"
+    # onChainState ResultSubmitted: our result hash is on chain.
+    RESULT_CONFIRMED = "RESULT_CONFIRMED"
+    # authorize-refund answered 200 (the chain job then builds the transaction).
+    REFUND_AUTHORIZED = "REFUND_AUTHORIZED"
+    DISPUTED = "DISPUTED"
+    # DisputedWithdrawn: the network's admins settled the dispute.
+    DISPUTE_RESOLVED = "DISPUTE_RESOLVED"
+    # error-state-recovery answered 200 for an action the chain job had parked.
+    RECOVERY_REQUESTED = "RECOVERY_REQUESTED"
+    # The job's money needs a person (see Job.attention); cleared by a later event.
+    ATTENTION_NEEDED = "ATTENTION_NEEDED"
 
 
 class JobEvent(BaseModel):

@@ -3,91 +3,67 @@
 Implementations map every failure to a domain error:
 - unreachable, timed out, 5xx            -> PaymentServiceUnavailableError (retry later)
 - 400                                    -> PaymentServiceRejectedError (with the service's message)
-- 401 / 403                              -> PaymentConfigurationError (logged without the key)
-- 404 for a payment                      -> PaymentNotFoundError
+- 401, and 403 on our own requests       -> PaymentConfigurationError (logged without the key)
+- 403 on a payment's seller actions      -> PaymentKeyMismatchError (created with another key)
+- 404                                    -> PaymentNotFoundError ("not found or in invalid state")
 - 409                                    -> PaymentServiceConflictError (retry)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from agentjobs.server.domain import PaymentTerms
+from agentjobs.server.domain import Amount, PaymentTerms
+from agentjobs.server.domain.payment import (
+    NextAction,
+    OnChainState,
+    PaymentSourceType,
+    PaymentState,
+)
 from agentjobs.server.repository.base import Watermark
 
-
-class OnChainState:
-    """The payment service's onChainState values (None = not paid yet)."""
-
-    FUNDS_LOCKED = "FundsLocked"
-    FUNDS_OR_DATUM_INVALID = "FundsOrDatumInvalid"
-    RESULT_SUBMITTED = "ResultSubmitted"
-    REFUND_REQUESTED = "RefundRequested"
-    DISPUTED = "Disputed"
-    WITHDRAW_AUTHORIZED = "WithdrawAuthorized"
-    REFUND_AUTHORIZED = "RefundAuthorized"
-    WITHDRAWN = "Withdrawn"
-    REFUND_WITHDRAWN = "RefundWithdrawn"
-    DISPUTED_WITHDRAWN = "DisputedWithdrawn"
-
-
-class NextAction:
-    """The payment service's NextAction.requestedAction values."""
-
-    NONE = "None"
-    IGNORE = "Ignore"
-    WAITING_FOR_MANUAL_ACTION = "WaitingForManualAction"
-    WAITING_FOR_EXTERNAL_ACTION = "WaitingForExternalAction"
-    SUBMIT_RESULT_REQUESTED = "SubmitResultRequested"
-    SUBMIT_RESULT_INITIATED = "SubmitResultInitiated"
-    WITHDRAW_REQUESTED = "WithdrawRequested"
-    WITHDRAW_INITIATED = "WithdrawInitiated"
-    AUTHORIZE_REFUND_REQUESTED = "AuthorizeRefundRequested"
-    AUTHORIZE_REFUND_INITIATED = "AuthorizeRefundInitiated"
+__all__ = [
+    "NextAction",
+    "OnChainState",
+    "PaymentChanges",
+    "PaymentGateway",
+    "PaymentRequest",
+    "PaymentSourceType",
+    "PaymentState",
+]
 
 
 @dataclass(frozen=True)
-class PaymentState:
-    """What the payment service says about one payment now."""
+class PaymentRequest:
+    """What POST /payment asks for."""
 
-    blockchain_identifier: str
-    on_chain_state: str | None
-    requested_action: str
-    # NextAction.resultHash: the hash a submit-result asked for (None if none asked).
-    next_action_result_hash: str | None = None
-    # resultHash: the hash recorded for the payment.
-    result_hash: str | None = None
-    error_type: str | None = None
-    error_note: str | None = None
-    # nextActionOrOnChainStateOrResultLastChangedAt: what the diff endpoint sorts on.
-    changed_at: datetime | None = None
-    # The payment service's own row id: the diff endpoint's cursorId.
-    payment_id: str | None = None
+    identifier_from_purchaser: str
+    input_hash: str
+    pay_by_time: datetime
+    submit_result_time: datetime
+    # Private to the seller: we keep the job id here, to find the intent again.
+    metadata: str | None = None
+    # None: V1 (Web3CardanoV1); set: V2 with this supported_payment_sources index.
+    source_index: int | None = None
+    # Dynamic pricing only; None for fixed pricing (the service forbids it then).
+    requested_funds: tuple[Amount, ...] | None = None
 
 
 @dataclass(frozen=True)
 class PaymentChanges:
-    """One page of the diff endpoint, de-duplicated against the watermark it started from."""
+    """One page of the diff endpoint, ascending by change stamp."""
 
     payments: list[PaymentState]
-    # Where the next call resumes; persist it once `payments` are applied.
+    # Where the next call resumes (the last row of the page); None for an empty page.
     watermark: Watermark | None
     # True when the page was full: call again at once.
     more: bool
 
 
 class PaymentGateway(Protocol):
-    async def create_payment_request(
-        self,
-        *,
-        identifier_from_purchaser: str,
-        input_hash: str,
-        pay_by_time: datetime | None = None,
-        submit_result_time: datetime | None = None,
-    ) -> PaymentTerms:
+    async def create_payment_request(self, request: PaymentRequest) -> PaymentTerms:
         """POST /payment. Every call creates a new payment: callers make retries idempotent."""
         ...
 
@@ -95,24 +71,33 @@ class PaymentGateway(Protocol):
         """POST /payment/resolve-blockchain-identifier."""
         ...
 
-    async def changes_since(self, watermark: Watermark | None, limit: int = 100) -> PaymentChanges:
-        """GET /payment/diff from the watermark (falls back to per-payment lookups of
-        `follow` when the service has no diff endpoint: see follow())."""
+    async def changes_since(
+        self,
+        watermark: Watermark | None,
+        *,
+        source_type: PaymentSourceType = PaymentSourceType.V1,
+        limit: int = 100,
+    ) -> PaymentChanges:
+        """GET /payment/diff from the watermark (inclusive: the row at the cursor comes
+        again), for one payment source type."""
         ...
 
-    def follow(self, blockchain_identifiers: Sequence[str]) -> None:
-        """Tell the gateway which payments are open, for the fallback path of
-        changes_since() on services without /payment/diff."""
-        ...
-
-    async def submit_result(
-        self, blockchain_identifier: str, result: str, identifier_from_purchaser: str
-    ) -> PaymentState:
-        """POST /payment/submit-result with the MIP-004 output hash of `result`."""
+    async def submit_result(self, blockchain_identifier: str, result_hash: str) -> PaymentState:
+        """POST /payment/submit-result."""
         ...
 
     async def authorize_refund(self, blockchain_identifier: str) -> PaymentState:
         """POST /payment/authorize-refund."""
+        ...
+
+    async def recover_error_state(
+        self, blockchain_identifier: str, updated_at: datetime
+    ) -> PaymentState:
+        """POST /payment/error-state-recovery (retryPreviousAction: true)."""
+        ...
+
+    def terms_of(self, payment: PaymentState, source_index: int | None) -> PaymentTerms | None:
+        """The terms of a payment found in a diff or resolve answer (None if incomplete)."""
         ...
 
     async def close(self) -> None: ...

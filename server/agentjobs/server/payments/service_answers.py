@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentjobs.server.domain import Amount, PaymentServiceUnavailableError
-from agentjobs.server.payments.gateway import PaymentState
+from agentjobs.server.domain.payment import PaymentSourceType, PaymentState, PaymentTermsSeen
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -61,23 +61,57 @@ def timestamp(value: object, name: str, what: str) -> datetime:
     raise MalformedAnswerError(what, f"no valid {name} timestamp")
 
 
+def _source_type(payment: Mapping[str, Any]) -> PaymentSourceType | None:
+    source = payment.get("PaymentSource")
+    if not isinstance(source, Mapping):
+        return None
+    value = source.get("paymentSourceType")
+    try:
+        return PaymentSourceType(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _terms_seen(payment: Mapping[str, Any], what: str) -> PaymentTermsSeen | None:
+    """The payment's terms, when the answer carries all four times (diff and resolve do)."""
+    names = ("payByTime", "submitResultTime", "unlockTime", "externalDisputeUnlockTime")
+    if any(payment.get(name) is None for name in names):
+        return None
+    agent = payment.get("agentIdentifier")
+    return PaymentTermsSeen(
+        seller_vkey=wallet_vkey(payment, what),
+        agent_identifier=agent if isinstance(agent, str) and agent else None,
+        pay_by_time=whole_number(payment, "payByTime", what),
+        submit_result_time=whole_number(payment, "submitResultTime", what),
+        unlock_time=whole_number(payment, "unlockTime", what),
+        external_dispute_unlock_time=whole_number(payment, "externalDisputeUnlockTime", what),
+        amounts=requested_funds(payment, what),
+    )
+
+
 def payment_state(data: object, what: str) -> PaymentState:
     payment = _object(data, what, "a payment")
     next_action = _object(payment.get("NextAction"), what, "a NextAction")
     changed = payment.get("nextActionOrOnChainStateOrResultLastChangedAt")
+    updated = payment.get("updatedAt")
     payment_id = payment.get("id")
     return PaymentState(
         blockchain_identifier=required_text(payment, "blockchainIdentifier", what),
         on_chain_state=_optional_text(payment, "onChainState", what),
         requested_action=required_text(next_action, "requestedAction", what),
-        next_action_result_hash=_optional_text(next_action, "resultHash", what),
-        result_hash=_optional_text(payment, "resultHash", what),
+        next_action_result_hash=_optional_text(next_action, "resultHash", what) or None,
+        result_hash=_optional_text(payment, "resultHash", what) or None,
         error_type=_optional_text(next_action, "errorType", what),
         error_note=_optional_text(next_action, "errorNote", what),
         changed_at=None
         if changed is None
         else timestamp(changed, "nextActionOrOnChainStateOrResultLastChangedAt", what),
         payment_id=payment_id if isinstance(payment_id, str) and payment_id else None,
+        updated_at=None if updated is None else timestamp(updated, "updatedAt", what),
+        input_hash=_optional_text(payment, "inputHash", what),
+        metadata=_optional_text(payment, "metadata", what),
+        source_type=_source_type(payment),
+        terms=_terms_seen(payment, what),
     )
 
 

@@ -23,11 +23,19 @@ from agentjobs.server.domain import (
     PaymentServiceConflictError,
     PaymentServiceRejectedError,
     PaymentServiceUnavailableError,
+    PaymentServiceUnreachableError,
 )
 
 log = logging.getLogger(__name__)
 
 _REDACTED = "[redacted]"
+
+
+class PaymentForbiddenError(PaymentConfigurationError):
+    """HTTP 403: this key may not do this (on a payment's seller actions: the payment
+    belongs to another key)."""
+
+
 _MAX_MESSAGE = 300
 # Statuses that say "later" rather than "never".
 _RETRY_LATER = frozenset({408, 425, 429})
@@ -87,6 +95,11 @@ class PaymentServiceClient:
             raise PaymentServiceUnavailableError(
                 f"the payment service did not answer {what} within {self._timeout_s:g}s"
             ) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = self.redact(str(exc)) or type(exc).__name__
+            raise PaymentServiceUnreachableError(
+                f"the payment service at {self.shown_url} could not be reached for {what}: {reason}"
+            ) from None
         except aiohttp.ClientError as exc:
             reason = self.redact(str(exc)) or type(exc).__name__
             raise PaymentServiceUnavailableError(
@@ -123,7 +136,8 @@ class PaymentServiceClient:
                     status,
                     what,
                 )
-            return PaymentConfigurationError(
+            refused = PaymentForbiddenError if status == 403 else PaymentConfigurationError
+            return refused(
                 f"the payment service refused the configured API key (HTTP {status}): {message}"
             )
         if status == 400:

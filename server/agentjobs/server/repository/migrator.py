@@ -23,10 +23,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentjobs.server.repository.database_url import Backend, DatabaseTarget
-from agentjobs.server.repository.engines import prepare_sqlite_file, write_engine
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +68,19 @@ def _current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-async def upgrade_to_head(engine: AsyncEngine, target: DatabaseTarget) -> None:
-    """Create or upgrade the schema to the newest revision. Idempotent."""
-    await prepare_sqlite_file(target)
-    async with write_engine(engine).begin() as connection:
-        if target.backend is Backend.POSTGRESQL:
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"),
-                {"key": advisory_lock_key(target.schema)},
-            )
-            if target.schema is not None:
-                # Safe to interpolate: database_url admits plain identifiers only.
-                await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
-        await connection.run_sync(_upgrade)
+def upgrade_connection(connection: Connection, target: DatabaseTarget) -> None:
+    """Create or upgrade the schema to the newest revision, on a connection inside the
+    transaction that will commit it (SQLite: begun IMMEDIATE, which holds the write lock
+    for the whole upgrade). Idempotent."""
+    if target.backend is Backend.POSTGRESQL:
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_lock_key(target.schema)}
+        )
+        if target.schema is not None:
+            # Safe to interpolate: database_url admits plain identifiers only.
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"'))
+    _upgrade(connection)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as connection:
-        return await connection.run_sync(_current_revision)
+def current_revision(connection: Connection) -> str | None:
+    return _current_revision(connection)

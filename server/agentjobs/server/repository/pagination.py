@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from agentjobs.server.domain import InvalidPageTokenError
-from agentjobs.server.repository.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 
 _VERSION = 1
 _CHECKSUM_KEY = b"agentjobs-page-token"

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -96,29 +97,75 @@ jobs = Table(
     Column("identifier_from_purchaser", Text, nullable=False),
     Column("input_data", JsonText, nullable=False),
     Column("input_hash", Text, nullable=False),
-    Column("blockchain_identifier", Text, nullable=False),
+    # NULL until the payment service has answered (and for free jobs).
+    Column("blockchain_identifier", Text),
     Column("seller_vkey", Text, nullable=False),
     Column("agent_identifier", Text, nullable=False),
     Column("pay_by_time", BigInteger, nullable=False),
     Column("submit_result_time", BigInteger, nullable=False),
     Column("unlock_time", BigInteger, nullable=False),
     Column("external_dispute_unlock_time", BigInteger, nullable=False),
+    Column("pricing", String(16), nullable=False),
+    Column("payment_source_type", String(32)),
+    Column("payment_source_index", Integer),
+    Column("deadline", BigInteger, nullable=False),
     Column("input_schema", JsonText),
     Column("input_request_message", Text),
     Column("result", Text),
+    Column("result_hash", Text),
     Column("error", JsonText),
+    Column("attention", JsonText),
+    Column("recoveries", Integer, nullable=False),
     Column("request_id", Text),
+    # The next step: what, when (epoch ms), how often claimed, and who holds it until when.
+    Column("step", String(32)),
+    Column("run_at", BigInteger),
+    Column("attempt", Integer, nullable=False),
+    Column("lease_owner", Text),
+    Column("lease_expires_at", BigInteger),
+    # The replica whose handler waits for this job's answer gets the first claim.
+    Column("affinity", Text),
+    # Bumped by every decided write: the compare-and-set token.
+    Column("version", Integer, nullable=False),
+    # Events written so far: the next event's sequence is this plus one.
+    Column("event_count", Integer, nullable=False),
     Column("created_at", UtcTimestamp, nullable=False),
     Column("updated_at", UtcTimestamp, nullable=False),
     CheckConstraint(one_of("status", JobStatus), name="ck_jobs_status"),
     # One job per idempotency key (NULLs do not collide) and per payment.
     Index("ix_jobs_request_id", "request_id", unique=True),
     Index("ix_jobs_blockchain_identifier", "blockchain_identifier", unique=True),
-    # list(): newest first, with and without a status filter; list_in_status(); count().
+    # list(): newest first, with and without a status filter; count().
     Index("ix_jobs_created_at", "created_at", "job_id"),
     Index("ix_jobs_status_created_at", "status", "created_at", "job_id"),
-    # list_unpaid_expired()
-    Index("ix_jobs_status_pay_by_time", "status", "pay_by_time"),
+    # The claim: due steps in run_at order.
+    Index(
+        "ix_jobs_due",
+        "run_at",
+        sqlite_where=text("step IS NOT NULL"),
+        postgresql_where=text("step IS NOT NULL"),
+    ),
+    # Lease renewal and "steps held" per replica.
+    Index(
+        "ix_jobs_lease_owner",
+        "lease_owner",
+        sqlite_where=text("lease_owner IS NOT NULL"),
+        postgresql_where=text("lease_owner IS NOT NULL"),
+    ),
+    # Payment intents found in the diff by their input hash.
+    Index(
+        "ix_jobs_intent_input_hash",
+        "input_hash",
+        sqlite_where=text("blockchain_identifier IS NULL"),
+        postgresql_where=text("blockchain_identifier IS NULL"),
+    ),
+    # The operator's attention view.
+    Index(
+        "ix_jobs_attention",
+        "updated_at",
+        sqlite_where=text("attention IS NOT NULL"),
+        postgresql_where=text("attention IS NOT NULL"),
+    ),
 )
 
 job_events = Table(
@@ -151,6 +198,9 @@ invoices = Table(
     ),
     Column("status", String(32), nullable=False),
     Column("on_chain_state", Text),
+    # The payment's last error as seen ("" when none).
+    Column("next_action", Text, nullable=False),
+    Column("payment_source_type", String(32)),
     Column("created_at", UtcTimestamp, nullable=False),
     Column("paid_at", UtcTimestamp),
     Column("updated_at", UtcTimestamp, nullable=False),
@@ -187,4 +237,23 @@ monitor_watermarks = Table(
     Column("name", String(64), primary_key=True),
     Column("last_update", UtcTimestamp, nullable=False),
     Column("cursor_id", Text),
+)
+
+# Named leases: the payment monitor's leadership ("payment-monitor").
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# Every serving process, by its heartbeat.
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("replica_id", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
 )

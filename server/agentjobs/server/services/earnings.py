@@ -8,7 +8,6 @@ from agentjobs.server.domain import (
     EarningsReport,
     FieldViolation,
     InvalidArgumentError,
-    Invoice,
     InvoiceStatus,
 )
 from agentjobs.server.repository.base import JobRepository, Page
@@ -41,7 +40,7 @@ class EarningsService:
 
     async def invoices(
         self, page_size: int = 0, page_token: str | None = None, status: InvoiceStatus | None = None
-    ) -> Page[Invoice]:
+    ) -> Page:
         return await self._repository.list_invoices(
             page_size=check_page_size(page_size), page_token=page_token or None, status=status
         )

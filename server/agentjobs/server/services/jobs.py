@@ -2,52 +2,51 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from masumi.helper_functions import create_masumi_input_hash
 
 from agentjobs.server.agent import Agent
 from agentjobs.server.domain import (
     DomainError,
     EventType,
     FieldViolation,
-    FundsAlreadyLockedError,
     IdempotencyConflictError,
     InvalidArgumentError,
     InvalidStateTransitionError,
-    InvoiceStatus,
     Job,
-    JobError,
     JobEvent,
     JobStatus,
-    NotAwaitingInputError,
+    PaymentNotFoundError,
     StatusIdMismatchError,
 )
+from agentjobs.server.domain.hashing import input_hash
 from agentjobs.server.domain.identifiers import identifier_from_purchaser_violation
-from agentjobs.server.payments.gateway import PaymentGateway
+from agentjobs.server.domain.lifecycle import (
+    Answer,
+    NewEvent,
+    free_job_started,
+    on_cancel,
+    on_input,
+)
+from agentjobs.server.domain.payment import PaymentState, Pricing
+from agentjobs.server.domain.steps import Step
 from agentjobs.server.repository.base import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    InvoiceChange,
-    NewJob,
+    Lease,
     Page,
-    StatusChange,
+    RequestIdTakenError,
 )
-from agentjobs.server.services.book import JobBook
+from agentjobs.server.services.core import Core
 from agentjobs.server.services.input_validation import check_input_size, validate_input
-from agentjobs.server.services.keyed_locks import KeyedLocks
-from agentjobs.server.services.runner import JobRunner
+from agentjobs.server.services.intents import PaymentIntents
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_ID_LENGTH = 128
-WATCH_REREAD_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -83,104 +82,151 @@ def check_page_size(page_size: int) -> int:
 class JobsService:
     def __init__(
         self,
-        book: JobBook,
-        gateway: PaymentGateway,
-        runner: JobRunner,
+        core: Core,
+        intents: PaymentIntents,
         agent: Agent,
         *,
         agent_identifier: str,
         sandbox: bool,
         max_input_bytes: int,
-        pay_window: timedelta = timedelta(hours=12),
-        result_window: timedelta = timedelta(hours=24),
+        pricing: Pricing = Pricing.FIXED,
+        on_new_payment: Any = None,
     ) -> None:
-        self._book = book
-        self._repository = book.repository
-        self._gateway = gateway
-        self._runner = runner
+        self._core = core
+        self._repository = core.repository
+        self._intents = intents
         self._agent = agent
         self._agent_identifier = agent_identifier
         self._sandbox = sandbox
         self._max_input_bytes = max_input_bytes
-        self._pay_window = pay_window
-        self._result_window = result_window
-        # One payment request per request_id even when the retry arrives while the
-        # first call is still waiting for the payment service.
-        self._request_locks = KeyedLocks()
-        # One answer per question: the status_id check and the transition it guards
-        # happen under this job's lock, so two answers racing for one question cannot
-        # both pass the check (the second would answer the handler's next question).
-        self._input_locks = KeyedLocks()
+        self._pricing = pricing
+        # Called after a payment was requested: the monitor takes a quick first look.
+        self._on_new_payment = on_new_payment
         self.accepting = True
 
-    # -- MIP-003 -------------------------------------------------------------
+    # -- StartJob ------------------------------------------------------------
     async def start_job(
         self,
         identifier_from_purchaser: str,
         input_data: dict[str, Any],
         request_id: str | None = None,
     ) -> Job:
-        violation = identifier_from_purchaser_violation(identifier_from_purchaser)
-        if violation is not None:
-            raise InvalidArgumentError(
-                f"identifier_from_purchaser {violation.description}", [violation]
-            )
+        free = self._pricing is Pricing.FREE
+        if identifier_from_purchaser or not free:
+            violation = identifier_from_purchaser_violation(identifier_from_purchaser)
+            if violation is not None:
+                raise InvalidArgumentError(
+                    f"identifier_from_purchaser {violation.description}", [violation]
+                )
         check_request_id(request_id)
         check_input_size(input_data, self._max_input_bytes)
         validate_input(input_data, self._agent.input_schema)
-        input_hash = create_masumi_input_hash(input_data, identifier_from_purchaser)
-        if not request_id:
-            return await self._create(identifier_from_purchaser, input_data, input_hash, None)
-        async with self._request_locks.hold(request_id):
-            existing = await self._repository.get_by_request_id(request_id)
-            if existing is not None:
-                if (existing.identifier_from_purchaser, existing.input_hash) != (
-                    identifier_from_purchaser,
-                    input_hash,
-                ):
-                    raise IdempotencyConflictError(request_id)
-                return existing
-            return await self._create(identifier_from_purchaser, input_data, input_hash, request_id)
-
-    async def _create(
-        self,
-        identifier_from_purchaser: str,
-        input_data: dict[str, Any],
-        input_hash: str,
-        request_id: str | None,
-    ) -> Job:
-        # Nothing is stored until the payment service has answered: a failure there
-        # leaves no half-made job behind.
-        now = datetime.now(UTC)
-        terms = await self._gateway.create_payment_request(
-            identifier_from_purchaser=identifier_from_purchaser,
-            input_hash=input_hash,
-            pay_by_time=now + self._pay_window,
-            submit_result_time=now + self._result_window,
-        )
+        digest = input_hash(input_data, identifier_from_purchaser)
+        funds = None if free else self._intents.price(input_data)
+        job = self._new_job(identifier_from_purchaser, input_data, digest, request_id, free)
+        core = self._core
+        lease = None
+        if not free:
+            lease = Lease(core.replica_id, core.clock.now_ms() + self._intents.intent_lease_ms)
         try:
-            job = await self._repository.create(
-                NewJob(
-                    identifier_from_purchaser=identifier_from_purchaser,
-                    input_data=input_data,
-                    input_hash=input_hash,
-                    payment=terms,
-                    request_id=request_id,
-                )
+            stored = await self._repository.insert(
+                job,
+                [NewEvent(EventType.CREATED, "", _created_data(digest, request_id, free))],
+                lease=lease,
             )
-        except Exception:
-            log.error(
-                "payment %s was requested but its job could not be stored; "
-                "nobody can pay it without the job's answer",
-                terms.blockchain_identifier,
-            )
-            raise
-        self._gateway.follow([job.blockchain_identifier])
+        except RequestIdTakenError:
+            return await self._replayed_start(identifier_from_purchaser, digest, request_id)
+        if free:
+            return stored
+        job = await self._intents.request(stored, funds)
+        if self._on_new_payment is not None:
+            self._on_new_payment()
         return job
 
+    def _new_job(
+        self,
+        identifier: str,
+        input_data: dict[str, Any],
+        digest: str,
+        request_id: str | None,
+        free: bool,
+    ) -> Job:
+        core = self._core
+        now = core.clock.now()
+        fields: dict[str, Any] = {
+            "job_id": str(uuid.uuid4()),
+            "status_id": str(uuid.uuid4()),
+            "identifier_from_purchaser": identifier,
+            "input_data": input_data,
+            "input_hash": digest,
+            "request_id": request_id,
+            "created_at": now,
+            "updated_at": now,
+            "agent_identifier": self._agent_identifier,
+            "pricing": self._pricing.value,
+        }
+        if free:
+            extra, step = free_job_started(now, core.policy)
+            fields.update(extra, status=JobStatus.RUNNING, step=step.step, run_at=step.run_at)
+        else:
+            until = core.clock.now_ms() + self._intents.intent_lease_ms
+            fields.update(
+                status=JobStatus.AWAITING_PAYMENT, step=Step.REQUEST_PAYMENT, run_at=until
+            )
+        return Job(**fields)
+
+    async def _replayed_start(
+        self, identifier_from_purchaser: str, digest: str, request_id: str | None
+    ) -> Job:
+        assert request_id is not None
+        existing = await self._repository.get_by_request_id(request_id)
+        if existing is None:
+            # The first call's intent was removed meanwhile (its payment was refused).
+            raise IdempotencyConflictError(request_id)
+        if (existing.identifier_from_purchaser, existing.input_hash) != (
+            identifier_from_purchaser,
+            digest,
+        ):
+            raise IdempotencyConflictError(request_id)
+        if existing.has_payment or existing.is_free or existing.is_terminal:
+            return existing
+        # The first call has not got its payment's answer (or died waiting for it).
+        timeout = self._intents.intent_lease_ms / 1000 + 5
+        return await self._intents.wait_for_payment(existing, timeout)
+
+    # -- status --------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job:
         return await self._repository.get(job_id)
 
+    async def list_jobs(
+        self, page_size: int = 0, page_token: str | None = None, status: JobStatus | None = None
+    ) -> Page:
+        return await self._repository.list(
+            page_size=check_page_size(page_size), page_token=page_token or None, status=status
+        )
+
+    async def watch(self, job_id: str) -> AsyncGenerator[tuple[Job, JobEvent | None], None]:
+        """The job now, then (job, event) per lifecycle event until it is terminal.
+
+        Woken by the change hub (this process's writes and, through the change feed,
+        every other replica's); events are read from the database after each wake-up,
+        so none is skipped when several land between two reads."""
+        with self._repository.changes.subscribe(job_id) as changed:
+            job = await self._repository.get(job_id)
+            last = job.event_count
+            yield job, None
+            while not job.is_terminal:
+                await changed.wait()
+                changed.clear()
+                events = await self._repository.events(job_id, after_sequence=last)
+                if not events:
+                    continue
+                job = await self._repository.get(job_id)
+                for event in events:
+                    last = event.sequence
+                    yield job, event
+
+    # -- ProvideInput --------------------------------------------------------
     async def provide_input(
         self,
         job_id: str,
@@ -189,53 +235,44 @@ class JobsService:
         request_id: str | None = None,
     ) -> InputReceipt:
         check_request_id(request_id)
-        async with self._input_locks.hold(job_id):
-            return await self._answer(job_id, status_id, input_data, request_id)
-
-    async def _answer(
-        self, job_id: str, status_id: str, input_data: dict[str, Any], request_id: str | None
-    ) -> InputReceipt:
         job = await self._repository.get(job_id)
         if request_id:
-            earlier = await self._earlier_answer(job_id, request_id)
+            earlier = await self._earlier_answer(job_id, request_id, status_id, input_data)
             if earlier is not None:
                 return earlier
-        if job.status is not JobStatus.AWAITING_INPUT:
-            raise NotAwaitingInputError(job_id, job.status.value)
-        if status_id != job.status_id:
-            raise StatusIdMismatchError(job_id, status_id, job.status_id)
-        check_input_size(input_data, self._max_input_bytes)
-        validate_input(input_data, job.input_schema or {})
-        input_hash = create_masumi_input_hash(input_data, job.identifier_from_purchaser)
-        await self._book.update_status(
-            job_id,
-            StatusChange(
-                to=JobStatus.RUNNING,
-                expected=JobStatus.AWAITING_INPUT,
-                expected_status_id=status_id,
-                event=EventType.INPUT_PROVIDED,
-                event_data={
-                    "request_id": request_id,
-                    "input_hash": input_hash,
-                    "input_data": input_data,
-                    "status_id": status_id,
-                },
-            ),
-        )
-        if not self._runner.deliver_input(job_id, input_data):
-            # The handler that asked is gone (restart): re-run it; it replays this answer.
-            self._runner.enqueue(job_id, recovering=True)
-        return InputReceipt(input_hash=input_hash)
+        if job.status is JobStatus.AWAITING_INPUT and status_id == job.status_id:
+            check_input_size(input_data, self._max_input_bytes)
+            validate_input(input_data, job.input_schema or {})
+        digest = input_hash(input_data, job.identifier_from_purchaser)
+        answer = Answer(input_data=input_data, input_hash=digest, request_id=request_id)
+        try:
+            await self._core.settle(job, None, lambda j, _i, n: on_input(j, status_id, answer, n))
+        except (InvalidStateTransitionError, StatusIdMismatchError):
+            # Two deliveries of one answer may race: the loser finds the winner's.
+            if request_id:
+                earlier = await self._earlier_answer(job_id, request_id, status_id, input_data)
+                if earlier is not None:
+                    return earlier
+            raise
+        return InputReceipt(input_hash=digest)
 
-    async def _earlier_answer(self, job_id: str, request_id: str) -> InputReceipt | None:
+    async def _earlier_answer(
+        self, job_id: str, request_id: str, status_id: str, input_data: dict[str, Any]
+    ) -> InputReceipt | None:
         for event in await self._repository.events(job_id):
             if (
                 event.type is EventType.INPUT_PROVIDED
                 and event.data.get("request_id") == request_id
             ):
+                if (
+                    event.data.get("status_id") != status_id
+                    or event.data.get("input_data") != input_data
+                ):
+                    raise IdempotencyConflictError(request_id)
                 return InputReceipt(input_hash=str(event.data["input_hash"]))
         return None
 
+    # -- the rest of MIP-003 -------------------------------------------------
     def availability(self) -> Availability:
         if self._sandbox:
             message = (
@@ -259,60 +296,29 @@ class JobsService:
     def demo(self) -> tuple[dict[str, Any], str]:
         return self._agent.demo_input, self._agent.demo_output
 
-    async def list_jobs(
-        self, page_size: int = 0, page_token: str | None = None, status: JobStatus | None = None
-    ) -> Page[Job]:
-        return await self._repository.list(
-            page_size=check_page_size(page_size), page_token=page_token or None, status=status
-        )
-
-    async def watch(self, job_id: str) -> AsyncGenerator[tuple[Job, JobEvent | None], None]:
-        """The job now, then (job, event) per lifecycle event until it is terminal.
-
-        Events are read from the repository after each wake-up, so none is skipped even
-        when several land between two reads."""
-        with self._book.changes.subscribe(job_id) as changed:
-            # Events first, then the job: an event written in between is then already in
-            # the job read. (The other way round it would count as seen while the job
-            # read predates it, and the stream would show a stale status.)
-            history = await self._repository.events(job_id)
-            last = history[-1].sequence if history else 0
-            job = await self._repository.get(job_id)
-            yield job, None
-            while not job.is_terminal:
-                # The timeout covers writers in other processes sharing the database.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), WATCH_REREAD_S)
-                changed.clear()
-                events = await self._repository.events(job_id, after_sequence=last)
-                if not events:
-                    continue
-                job = await self._repository.get(job_id)
-                for event in events:
-                    last = event.sequence
-                    yield job, event
-
     # -- operator ------------------------------------------------------------
     async def cancel_job(self, job_id: str, reason: str) -> Job:
-        job = await self._repository.get(job_id)
-        if job.status is not JobStatus.AWAITING_PAYMENT:
-            raise InvalidStateTransitionError(job_id, job.status.value, JobStatus.FAILED.value)
-        # The monitor may not have seen a lock yet: a paid job must run, not be cancelled.
-        payment = await self._gateway.get_payment(job.blockchain_identifier)
-        if payment.on_chain_state is not None:
-            raise FundsAlreadyLockedError(job_id, payment.on_chain_state)
-        message = reason or "cancelled by the operator"
-        return await self._book.update_status(
-            job_id,
-            StatusChange(
-                to=JobStatus.FAILED,
-                expected=JobStatus.AWAITING_PAYMENT,
-                event=EventType.FAILED,
-                detail=message,
-                error=JobError(reason="CANCELLED", message=message),
-                invoice=InvoiceChange(status=InvoiceStatus.EXPIRED),
-            ),
+        job, invoice = await self._repository.get_with_invoice(job_id)
+        payment: PaymentState | None = None
+        if job.status is JobStatus.AWAITING_PAYMENT and job.has_payment:
+            # The monitor may not have seen a lock yet: a paid job must run, not be cancelled.
+            try:
+                payment = await self._core.gateway.get_payment(job.blockchain_identifier)
+            except PaymentNotFoundError:
+                payment = None
+        policy = self._core.policy
+        return await self._core.settle(
+            job, invoice, lambda j, i, n: on_cancel(j, i, payment, reason, n, policy)
         )
+
+
+def _created_data(digest: str, request_id: str | None, free: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"input_hash": digest}
+    if request_id is not None:
+        data["request_id"] = request_id
+    if free:
+        data["pricing"] = "free"
+    return data
 
 
 __all__ = ["Availability", "DomainError", "InputReceipt", "JobsService"]

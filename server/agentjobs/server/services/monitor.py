@@ -1,26 +1,23 @@
-"""The payment monitor: one background task per process that follows every payment.
+"""The payment monitor: diff -> decide -> apply, by one replica per database.
 
-Each round pages through GET /payment/diff from a durable watermark, applies what
-changed to our jobs and invoices, decides the buyers' refund requests, then expires
-unpaid jobs whose payByTime passed. Applying a change twice is harmless (a state the
-invoice already shows is skipped, transitions are compare-and-set on the expected
-status), so the watermark is saved only after a page is applied: a crash in between
-replays the page instead of losing it. A transition that loses a race with another
-writer (the runner, an operator) is decided again on the job as it is now, never
-dropped.
+The replica holding the "payment-monitor" lease (a row, renewed every third of its
+length) pages through GET /payment/diff for every payment source type in use, lets the
+lifecycle decide on each payment of ours (pure: lifecycle.on_payment), and writes a
+page's decisions and the watermark past it in one transaction. Re-applying a page writes
+nothing (the invoice records what was seen), so a crash between pages, or a lease
+changing hands mid-page, loses and duplicates nothing. When the leader dies another
+replica takes the lease within one lease length.
 
-Refund policy (the buyer's RefundRequested; the money is in escrow):
-- a FAILED job (agent error, deadline, submission impossible, or funds locked after
-  we had expired or cancelled it) can no longer earn the money: the refund is
-  authorized (authorize-refund) and the invoice ends refunded at RefundWithdrawn;
-- a job still AWAITING_PAYMENT (funds locked and a refund asked for between two
-  polls) is not started: FAILED (REFUND_REQUESTED), and the refund is authorized;
-- a RUNNING or AWAITING_INPUT job keeps working; the request is decided when the job
-  ends: authorized if it fails, while a completed job's result turns the payment
-  Disputed, which is recorded, logged and left to the operator (as is any dispute);
-- RefundWithdrawn (the refund paid out, however it was authorized) stops a job that
-  has not finished: FAILED (REFUNDED); the invoice is refunded.
-Undecided requests are re-read from the open invoices at start-up.
+Late commits. The payment service stamps a change when its transaction *starts*
+(CURRENT_TIMESTAMP in a trigger; transactions may last 30 s), so a change can become
+visible with a stamp older than rows already returned. So every round re-reads a window
+(`overlap`, default 60 s) behind the head watermark: a sweep cursor walks from
+head - overlap to the head, de-duplicated by (payment id, change stamp), and starts over
+when it gets there. In a quiet system the window is one page, and the sweep's page is
+also the head's: one request per round. When the window holds many pages, the sweep
+reads a bounded number per round, sized to cover the window within overlap / 2 (so
+every change is read again at least once after it can have committed late), and the head
+is read on from where it stood.
 """
 
 from __future__ import annotations
@@ -28,381 +25,322 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
-from agentjobs.server.domain import (
-    DomainError,
-    EventType,
-    InvalidStateTransitionError,
-    Invoice,
-    InvoiceStatus,
-    Job,
-    JobError,
-    JobStatus,
-)
-from agentjobs.server.payments.gateway import (
-    NextAction,
-    OnChainState,
-    PaymentGateway,
-    PaymentState,
-)
-from agentjobs.server.repository.base import InvoiceChange, StatusChange, Watermark
-from agentjobs.server.services.book import JobBook
-from agentjobs.server.services.refunds import RefundDesk
-from agentjobs.server.services.runner import JobRunner
+from agentjobs.server.domain import DomainError, Job, StaleJobError
+from agentjobs.server.domain.lifecycle import Decision, on_payment
+from agentjobs.server.domain.payment import PaymentSourceType, PaymentState
+from agentjobs.server.payments.gateway import PaymentChanges
+from agentjobs.server.repository.base import Watermark
+from agentjobs.server.services.core import Core
+from agentjobs.server.services.intents import PaymentIntents, attach_and_apply, matches
 
 log = logging.getLogger(__name__)
 
-WATERMARK = "payments"
-# How far back the very first poll starts before our oldest open invoice, so clock
-# skew between us and the payment service cannot hide a change.
+LEASE_NAME = "payment-monitor"
+# Where the very first poll starts before our oldest open invoice (clock skew).
 FIRST_POLL_LOOKBACK = timedelta(hours=1)
-EXPIRY_BATCH = 500
-# Tries to apply one change when other writers keep moving its job.
-APPLY_ATTEMPTS = 3
-
-# onChainState -> (invoice status, lifecycle event) for money that settles.
-_SETTLED: dict[str, tuple[InvoiceStatus, EventType]] = {
-    OnChainState.WITHDRAWN: (InvoiceStatus.WITHDRAWN, EventType.WITHDRAWN),
-    OnChainState.REFUND_WITHDRAWN: (InvoiceStatus.REFUNDED, EventType.REFUNDED),
-}
-# States in which the buyer's money sits in escrow: the invoice is paid.
-_ESCROWED = frozenset(
-    {
-        OnChainState.FUNDS_LOCKED,
-        OnChainState.RESULT_SUBMITTED,
-        OnChainState.REFUND_REQUESTED,
-        OnChainState.DISPUTED,
-        OnChainState.WITHDRAW_AUTHORIZED,
-        OnChainState.REFUND_AUTHORIZED,
-    }
-)
+SOURCES_REFRESH_S = 60.0
+# (payment id, stamp) pairs remembered for de-duplication.
+SEEN_LIMIT = 50_000
 
 
-def needs_attention(payment: PaymentState) -> bool:
-    """A chain action failed and waits for an operator (error-state-recovery)."""
-    return bool(
-        payment.error_type
-        or payment.error_note
-        or payment.requested_action == NextAction.WAITING_FOR_MANUAL_ACTION
-    )
+def _key(watermark: Watermark) -> tuple[datetime, str]:
+    return (watermark.last_update.astimezone(UTC), watermark.cursor_id or "")
+
+
+class Leadership:
+    """The monitor's lease: held by at most one replica at a time."""
+
+    def __init__(self, core: Core, name: str = LEASE_NAME) -> None:
+        self._core = core
+        self.name = name
+        self.leading = False
+
+    async def hold(self) -> bool:
+        core = self._core
+        now_ms = core.clock.now_ms()
+        try:
+            leading = await core.repository.acquire_lease(
+                self.name, core.replica_id, now_ms=now_ms, until_ms=now_ms + core.lease_ms
+            )
+        except DomainError as exc:
+            # Not knowing is not leading: another replica may hold it by now.
+            log.warning("cannot renew the payment monitor's lease: %s", exc.message)
+            leading = False
+        if leading != self.leading:
+            log.info("%s the payment monitor", "leading" if leading else "no longer leading")
+        self.leading = leading
+        return leading
+
+    async def resign(self) -> None:
+        if self.leading:
+            self.leading = False
+            await self._core.repository.release_lease(self.name, self._core.replica_id)
 
 
 class PaymentMonitor:
     def __init__(
         self,
-        book: JobBook,
-        gateway: PaymentGateway,
-        runner: JobRunner,
+        core: Core,
+        intents: PaymentIntents,
         *,
         interval_s: float,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        overlap_s: float = 60.0,
+        configured_source: PaymentSourceType = PaymentSourceType.V1,
+        source_index: int | None = None,
     ) -> None:
-        self._book = book
-        self._repository = book.repository
-        self._gateway = gateway
-        self._runner = runner
-        self._refunds = RefundDesk(book, gateway)
+        self._core = core
+        self._intents = intents
         self._interval_s = interval_s
-        self._clock_ms = clock_ms
+        self._overlap = timedelta(seconds=overlap_s)
+        self._configured = configured_source
+        self._source_index = source_index
+        self.leadership = Leadership(core)
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
+        self._seen: OrderedDict[tuple[str, datetime], None] = OrderedDict()
+        self._sources: list[PaymentSourceType] = [configured_source]
+        self._sources_read_at = -math.inf
+        # Pages read by the sweep under way, and by the last complete one, per source.
+        self._sweep_pages: dict[PaymentSourceType, int] = {}
+        self._last_sweep_pages: dict[PaymentSourceType, int] = {}
+        # Watermarks as last written, so a quiet round writes nothing.
+        self._saved: dict[str, Watermark] = {}
+        self._last_round = -math.inf
+        self._round_done = asyncio.Condition()
         self._rounds_begun = 0
         self._rounds_ended = 0
         self._last_round_ok = False
-        self._round_ended = asyncio.Condition()
         self.rounds = 0
         self.requests_last_round = 0
-        # Read by run() from the books at start: where a first-ever poll begins.
-        self._oldest_open: datetime | None = None
-        self._started = False
+        self.applied = 0
 
-    @property
-    def undecided_refunds(self) -> frozenset[str]:
-        return self._refunds.undecided
-
+    # -- the loop --------------------------------------------------------------
     async def run(self) -> None:
-        """Poll until stop(); a failed round is logged and retried next interval."""
-        open_invoices = await self._repository.list_open_invoices()
-        self._gateway.follow([i.blockchain_identifier for i in open_invoices])
-        for invoice in open_invoices:
-            if invoice.on_chain_state == OnChainState.REFUND_REQUESTED:
-                self._refunds.requested(invoice.blockchain_identifier)
-        self._oldest_open = min((i.created_at for i in open_invoices), default=None)
-        self._started = True
-        del open_invoices  # with 100k open invoices, holding them costs hundreds of MiB
+        lease_loop = asyncio.create_task(self._keep_lease(), name="monitor-lease")
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                self._rounds_begun += 1
+                ok = False
+                try:
+                    if self.leadership.leading or await self.leadership.hold():
+                        await self.poll_once()
+                    ok = True
+                except DomainError as exc:
+                    log.warning("payment monitor round failed: %s (%s)", exc.message, exc.reason)
+                except Exception:
+                    log.exception("payment monitor round failed")
+                self._last_round = time.monotonic()
+                async with self._round_done:
+                    self._rounds_ended, self._last_round_ok = self._rounds_begun, ok
+                    self._round_done.notify_all()
+                # A fixed period, not a fixed pause: a slow round must not stretch the
+                # time from FundsLocked to RUNNING by its own length.
+                pause = max(0.0, self._interval_s - (time.monotonic() - began))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._poke.wait()
+                self._poke.clear()
+        finally:
+            lease_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease_loop
+            with contextlib.suppress(DomainError):
+                await self.leadership.resign()
+
+    async def _keep_lease(self) -> None:
         while not self._stop.is_set():
-            began = time.monotonic()
-            self._rounds_begun += 1
-            ok = False
-            try:
-                await self.poll_once()
-                ok = True
-            except DomainError as exc:
-                log.warning("payment monitor round failed: %s (%s)", exc.message, exc.reason)
-            except Exception:
-                log.exception("payment monitor round failed")
-            async with self._round_ended:
-                self._rounds_ended, self._last_round_ok = self._rounds_begun, ok
-                self._round_ended.notify_all()
-            # A fixed period, not a fixed pause: a slow round must not stretch the time
-            # from FundsLocked to RUNNING by its own length.
-            pause = max(0.0, self._interval_s - (time.monotonic() - began))
+            await self.leadership.hold()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), pause)
-            self._poke.clear()
+                async with asyncio.timeout(self._core.lease_ms / 3000):
+                    await self._stop.wait()
 
     def poke(self) -> None:
-        """Poll now instead of at the next interval (tests, operator tools)."""
+        """Poll now instead of at the next interval (a fresh payment, tests)."""
         self._poke.set()
 
     async def poll_round(self) -> bool:
         """Poll now and wait until a round that began after this call has ended; True if
-        it succeeded. Only while run() runs (bound the wait with asyncio.timeout)."""
+        it succeeded (bound the wait with asyncio.timeout)."""
         wanted = self._rounds_begun + 1
         self.poke()
-        async with self._round_ended:
-            await self._round_ended.wait_for(lambda: self._rounds_ended >= wanted)
+        async with self._round_done:
+            await self._round_done.wait_for(lambda: self._rounds_ended >= wanted)
             return self._last_round_ok
 
     def stop(self) -> None:
         self._stop.set()
         self._poke.set()
 
+    # -- one round -------------------------------------------------------------
     async def poll_once(self) -> int:
-        """One round; returns how many changed payments of ours were applied."""
-        watermark = await self._repository.get_watermark(WATERMARK) or await self._first_watermark()
-        applied = requests = 0
-        while True:
-            changes = await self._gateway.changes_since(watermark)
-            requests += 1
-            ours = await self._repository.get_by_blockchain_identifiers(
-                [p.blockchain_identifier for p in changes.payments]
-            )
-            for payment in changes.payments:
-                job = ours.get(payment.blockchain_identifier)
-                if job is not None:
-                    await self._apply_safely(job, payment)
-                    applied += 1
-            if changes.watermark is not None and changes.watermark != watermark:
-                watermark = changes.watermark
-                await self._repository.set_watermark(WATERMARK, watermark)
-            if not changes.more:
-                break
-        self.requests_last_round = requests
-        await self._refunds.decide()
-        await self._expire_unpaid()
+        """One round over every source type in use; returns the payments applied."""
+        self.requests_last_round = 0
+        applied = 0
+        for source in await self._sources_in_use():
+            applied += await self._poll_source(source)
         self.rounds += 1
         return applied
 
+    async def _sources_in_use(self) -> list[PaymentSourceType]:
+        if time.monotonic() - self._sources_read_at >= SOURCES_REFRESH_S:
+            in_use = await self._core.repository.source_types_in_use()
+            sources = {self._configured}
+            for value in in_use:
+                try:
+                    sources.add(PaymentSourceType(value) if value else PaymentSourceType.V1)
+                except ValueError:
+                    log.warning("open invoices of an unknown payment source type %r", value)
+            self._sources = sorted(sources)
+            self._sources_read_at = time.monotonic()
+        return self._sources
+
+    async def _poll_source(self, source: PaymentSourceType) -> int:
+        repository = self._core.repository
+        head_name, sweep_name = f"diff:{source.value}:head", f"diff:{source.value}:sweep"
+        head = await repository.get_watermark(head_name) or await self._first_watermark()
+        sweep = await repository.get_watermark(sweep_name)
+        self._saved[head_name] = head
+        if sweep is not None:
+            self._saved[sweep_name] = sweep
+        if sweep is None or _key(sweep) >= _key(head):
+            sweep = Watermark(last_update=head.last_update - self._overlap)
+            self._sweep_pages[source] = 0
+        budget = self._sweep_budget(source)
+        applied, cursor, pages = 0, sweep, 0
+        # The sweep first; where it reaches the head it simply goes on as the head.
+        while True:
+            changes = await self._diff(cursor, source)
+            pages += 1
+            self._sweep_pages[source] = self._sweep_pages.get(source, 0) + 1
+            moved = changes.watermark or cursor
+            at_head = _key(moved) >= _key(head)
+            marks = [(sweep_name, moved)]
+            if at_head:
+                head = moved
+                marks.append((head_name, moved))
+            applied += await self._apply(changes, marks)
+            cursor = moved
+            if not changes.more:
+                # The window is covered up to the newest change: the next round starts
+                # a new sweep from head - overlap.
+                await self._save([(sweep_name, head)])
+                self._last_sweep_pages[source] = self._sweep_pages.pop(source, pages)
+                return applied
+            if not at_head and pages >= budget:
+                break
+        # Sweep budget spent: read the head on from where it stood.
+        cursor = head
+        while True:
+            changes = await self._diff(cursor, source)
+            moved = changes.watermark or cursor
+            applied += await self._apply(changes, [(head_name, moved)])
+            cursor = moved
+            if not changes.more:
+                return applied
+
+    def _sweep_budget(self, source: PaymentSourceType) -> int:
+        """Pages of the window to re-read this round, so a whole sweep takes at most
+        overlap / 2."""
+        rounds = max(1.0, self._overlap.total_seconds() / 2 / max(self._interval_s, 0.001))
+        last = self._last_sweep_pages.get(source, 1)
+        return max(1, math.ceil(last / rounds))
+
+    async def _diff(self, watermark: Watermark, source: PaymentSourceType) -> PaymentChanges:
+        self.requests_last_round += 1
+        return await self._core.gateway.changes_since(watermark, source_type=source)
+
     async def _first_watermark(self) -> Watermark:
-        oldest = self._oldest_open
-        if oldest is None and not self._started:
-            # poll_once() without run() (tests, tools): nobody has read the books yet.
-            open_invoices = await self._repository.list_open_invoices()
-            oldest = min((i.created_at for i in open_invoices), default=None)
+        oldest = await self._core.repository.oldest_open_invoice()
         return Watermark(last_update=(oldest or datetime.now(UTC)) - FIRST_POLL_LOOKBACK)
 
-    async def _apply_safely(self, job: Job, payment: PaymentState) -> None:
-        for _ in range(APPLY_ATTEMPTS):
-            try:
-                await self.apply(job, payment)
+    # -- decide and apply ------------------------------------------------------
+    async def _apply(self, changes: PaymentChanges, watermarks: list[tuple[str, Watermark]]) -> int:
+        core = self._core
+        fresh = [p for p in changes.payments if _seen_key(p) not in self._seen]
+        if not fresh:
+            await self._save(watermarks)
+            return 0
+        by_payment, intents = await core.repository.jobs_for_payments(
+            [p.blockchain_identifier for p in fresh], [p.input_hash for p in fresh if p.input_hash]
+        )
+        now = core.clock.now()
+        decided: list[tuple[Job, Decision]] = []
+        payments: list[PaymentState] = []
+        for payment in fresh:
+            found = by_payment.get(payment.blockchain_identifier)
+            if found is not None:
+                job, invoice = found
+                decision = on_payment(job, invoice, payment, now, core.policy)
+            else:
+                intent = _intent_for(payment, intents.get(payment.input_hash or "", []))
+                if intent is None:
+                    continue  # another agent's payment on the same payment service
+                terms = self._intents.terms_of(payment)
+                if terms is None:
+                    continue
+                job = intent
+                decision = attach_and_apply(job, terms, payment, now, core)
+            if not decision.writes_nothing:
+                decided.append((job, decision))
+                payments.append(payment)
+        marks = [(n, w) for n, w in watermarks if self._saved.get(n) != w]
+        outcomes = await core.repository.apply_page(decided, now, watermarks=marks)
+        self._saved.update(marks)
+        for (job, _decision), payment, outcome in zip(decided, payments, outcomes, strict=True):
+            if isinstance(outcome, StaleJobError):
+                await self._apply_again(job, payment)
+        for payment in fresh:
+            self._remember(payment)
+        self.applied += len(decided)
+        return len(decided)
+
+    async def _apply_again(self, job: Job, payment: PaymentState) -> None:
+        """Another writer moved the job between our read and our write: decide again on
+        the job as it is now."""
+        core = self._core
+        try:
+            current, invoice = await core.repository.get_with_invoice(job.job_id)
+            if not current.has_payment:
+                terms = self._intents.terms_of(payment)
+                if terms is not None:
+                    await self._intents.attach(current, terms, payment)
                 return
-            except InvalidStateTransitionError as exc:
-                # Another writer moved the job between our read and our write: decide
-                # again on the job as it is now.
-                log.debug("payment %s: %s; applying again", payment.blockchain_identifier, exc)
-                job = await self._repository.get(job.job_id)
-        log.error(
-            "payment %s (%s) could not be applied to job %s, which kept changing",
-            payment.blockchain_identifier,
-            payment.on_chain_state,
-            job.job_id,
-        )
-
-    async def apply(self, job: Job, payment: PaymentState) -> None:
-        state = payment.on_chain_state
-        if state is None and not needs_attention(payment):
-            return  # still unpaid: nothing to read (the first round may bring thousands)
-        invoice = await self._repository.get_invoice(payment.blockchain_identifier)
-        if state is None or state == invoice.on_chain_state:
-            if needs_attention(payment):
-                await self._note_attention(job, payment)
-            return
-        if state == OnChainState.FUNDS_LOCKED:
-            await self._funds_locked(job, invoice, payment)
-        elif state == OnChainState.FUNDS_OR_DATUM_INVALID and not job.is_terminal:
-            await self._fail(
-                job,
-                "FUNDS_OR_DATUM_INVALID",
-                "the buyer's funds or datum were invalid; the job was not run",
-                InvoiceChange(status=InvoiceStatus.INVALID, on_chain_state=state),
+            await core.settle(
+                current, invoice, lambda j, i, n: on_payment(j, i, payment, n, core.policy)
             )
-        elif state == OnChainState.REFUND_REQUESTED:
-            await self._refund_requested(job, invoice, payment)
-        elif state in _SETTLED:
-            await self._settled(job, state)
-        else:
-            if state == OnChainState.DISPUTED:
-                log.warning(
-                    "payment %s of job %s is disputed: the buyer wants a refund of a "
-                    "result we submitted; an operator must settle it",
-                    payment.blockchain_identifier,
-                    job.job_id,
-                )
-            await self._note(job, invoice, payment)
-
-    async def _funds_locked(self, job: Job, invoice: Invoice, payment: PaymentState) -> None:
-        if job.status is JobStatus.AWAITING_PAYMENT:
-            await self._book.update_status(
-                job.job_id,
-                StatusChange(
-                    to=JobStatus.RUNNING,
-                    expected=JobStatus.AWAITING_PAYMENT,
-                    event=EventType.FUNDS_LOCKED,
-                    invoice=InvoiceChange(
-                        status=InvoiceStatus.PAID, on_chain_state=payment.on_chain_state
-                    ),
-                ),
-            )
-            self._runner.enqueue(job.job_id)
-            return
-        if job.is_terminal:
-            # Locked on chain in time (the chain enforces payByTime) but seen after we
-            # had expired or cancelled the job. We cannot run it any more; the buyer
-            # gets the money back with a refund request (authorized by policy) or
-            # after unlockTime.
-            log.warning(
-                "payment %s: the buyer locked funds for job %s, which is already %s; "
-                "their refund request will be authorized",
+        except DomainError as exc:
+            log.error(
+                "payment %s (%s) could not be applied to job %s: %s",
                 payment.blockchain_identifier,
+                payment.describe,
                 job.job_id,
-                job.status.value,
+                exc.message,
             )
-        await self._note(job, invoice, payment)
 
-    async def _refund_requested(self, job: Job, invoice: Invoice, payment: PaymentState) -> None:
-        if job.status is JobStatus.AWAITING_PAYMENT:
-            await self._fail(
-                job,
-                "REFUND_REQUESTED",
-                "the buyer asked for a refund before the job started",
-                InvoiceChange(status=InvoiceStatus.PAID, on_chain_state=payment.on_chain_state),
-            )
-        else:
-            await self._note(job, invoice, payment)
-        self._refunds.requested(payment.blockchain_identifier)
+    async def _save(self, watermarks: list[tuple[str, Watermark]]) -> None:
+        changed = [(n, w) for n, w in watermarks if self._saved.get(n) != w]
+        if changed:
+            await self._core.repository.apply_page([], self._core.clock.now(), watermarks=changed)
+            self._saved.update(changed)
 
-    async def _settled(self, job: Job, state: str) -> None:
-        invoice_status, event = _SETTLED[state]
-        change = InvoiceChange(status=invoice_status, on_chain_state=state)
-        if invoice_status is InvoiceStatus.REFUNDED and not job.is_terminal:
-            self._runner.cancel(job.job_id)
-            await self._fail(job, "REFUNDED", "the buyer was refunded", change)
-            return
-        await self._book.record_event(job.job_id, event, detail=state, invoice=change)
+    def _remember(self, payment: PaymentState) -> None:
+        self._seen[_seen_key(payment)] = None
+        while len(self._seen) > SEEN_LIMIT:
+            self._seen.popitem(last=False)
 
-    async def _note(self, job: Job, invoice: Invoice, payment: PaymentState) -> None:
-        """A state worth recording that settles no money: ResultSubmitted, disputes,
-        refund requests, errors waiting for an operator."""
-        detail = self._describe(payment)
-        self._warn_if_stuck(payment, detail)
-        state = payment.on_chain_state
-        # Money in escrow is paid, even on an invoice we had given up on.
-        paid = (
-            InvoiceStatus.PAID
-            if state in _ESCROWED
-            and invoice.status in (InvoiceStatus.PENDING, InvoiceStatus.EXPIRED)
-            else None
-        )
-        await self._book.record_event(
-            job.job_id,
-            EventType.PAYMENT_STATE_CHANGED,
-            detail=detail,
-            data={"requested_action": payment.requested_action},
-            invoice=InvoiceChange(status=paid, on_chain_state=state) if state else None,
-        )
 
-    async def _note_attention(self, job: Job, payment: PaymentState) -> None:
-        """An error on a payment whose onChainState we know already: recorded once (a
-        replayed page brings the same error again)."""
-        detail = self._describe(payment)
-        for event in reversed(await self._repository.events(job.job_id)):
-            if event.type is EventType.PAYMENT_STATE_CHANGED:
-                if event.detail == detail:
-                    return
-                break
-        self._warn_if_stuck(payment, detail)
-        await self._book.record_event(
-            job.job_id,
-            EventType.PAYMENT_STATE_CHANGED,
-            detail=detail,
-            data={"requested_action": payment.requested_action},
-        )
+def _seen_key(payment: PaymentState) -> tuple[str, datetime]:
+    return (payment.payment_id or payment.blockchain_identifier, payment.changed_at or datetime.min)
 
-    @staticmethod
-    def _describe(payment: PaymentState) -> str:
-        detail = payment.on_chain_state or payment.requested_action
-        if needs_attention(payment):
-            detail = (
-                f"{detail}: {payment.requested_action}: {payment.error_type}: {payment.error_note}"
-            )
-        return detail
 
-    @staticmethod
-    def _warn_if_stuck(payment: PaymentState, detail: str) -> None:
-        if needs_attention(payment):
-            log.warning("payment %s needs attention: %s", payment.blockchain_identifier, detail)
-
-    async def _fail(self, job: Job, reason: str, message: str, invoice: InvoiceChange) -> None:
-        await self._book.update_status(
-            job.job_id,
-            StatusChange(
-                to=JobStatus.FAILED,
-                expected=job.status,
-                event=EventType.FAILED,
-                detail=message,
-                error=JobError(reason=reason, message=message),
-                invoice=invoice,
-            ),
-        )
-
-    async def _expire_unpaid(self) -> None:
-        """Nothing on the payment service expires an unpaid request: we do. Each job
-        is checked once more with the service first, so a payment locked at the last
-        moment (and not yet in the diff) is run, not expired. The transition is a
-        compare-and-set from AWAITING_PAYMENT: a job expires once, whatever the rounds
-        and restarts."""
-        now_ms = self._clock_ms()
-        for job in await self._repository.list_unpaid_expired(now_ms, EXPIRY_BATCH):
-            try:
-                payment = await self._gateway.get_payment(job.blockchain_identifier)
-            except DomainError as exc:
-                log.warning(
-                    "cannot check payment %s before expiring it: %s",
-                    job.blockchain_identifier,
-                    exc.reason,
-                )
-                continue
-            if payment.on_chain_state is not None:
-                await self._apply_safely(job, payment)
-                continue
-            try:
-                await self._book.update_status(
-                    job.job_id,
-                    StatusChange(
-                        to=JobStatus.FAILED,
-                        expected=JobStatus.AWAITING_PAYMENT,
-                        event=EventType.PAYMENT_EXPIRED,
-                        detail="not paid before payByTime",
-                        error=JobError(
-                            reason="PAYMENT_EXPIRED",
-                            message="the buyer did not lock funds before payByTime",
-                        ),
-                        invoice=InvoiceChange(status=InvoiceStatus.EXPIRED),
-                    ),
-                )
-            except InvalidStateTransitionError:
-                continue  # moved meanwhile (paid, cancelled): not ours to expire
+def _intent_for(payment: PaymentState, candidates: list[Job]) -> Job | None:
+    for job in candidates:
+        if matches(job, payment):
+            return job
+    return None

@@ -1,4 +1,5 @@
-"""Rows <-> domain values for the SQL backend. Each read builds a new, validated value."""
+"""Rows <-> domain values. Rows come from our own schema, so values are built without
+re-validation (model_construct) but with every field typed as the model declares it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from agentjobs.server.domain import (
     JobEvent,
     JobStatus,
 )
+from agentjobs.server.domain.events import EventType
+from agentjobs.server.domain.job import Attention
+from agentjobs.server.domain.steps import Step
 
 # Columns of `jobs` whose names and meaning are exactly the Job field of the same name.
 JOB_COLUMNS = (
@@ -33,22 +37,26 @@ JOB_COLUMNS = (
     "submit_result_time",
     "unlock_time",
     "external_dispute_unlock_time",
+    "pricing",
+    "payment_source_type",
+    "payment_source_index",
+    "deadline",
     "input_schema",
     "input_request_message",
     "result",
+    "result_hash",
     "error",
+    "attention",
+    "recoveries",
     "request_id",
+    "step",
+    "run_at",
+    "attempt",
+    "lease_owner",
+    "lease_expires_at",
+    "version",
+    "event_count",
     "created_at",
-    "updated_at",
-)
-
-INVOICE_COLUMNS = (
-    "blockchain_identifier",
-    "job_id",
-    "status",
-    "on_chain_state",
-    "created_at",
-    "paid_at",
     "updated_at",
 )
 
@@ -63,7 +71,10 @@ def column_value(value: Any) -> Any:
 
 
 def column_values(fields: Mapping[Any, Any]) -> dict[str, Any]:
-    return {name: column_value(value) for name, value in fields.items()}
+    values = {name: column_value(value) for name, value in fields.items()}
+    if values.get("blockchain_identifier") == "":
+        values["blockchain_identifier"] = None  # NULLs do not collide in the unique index
+    return values
 
 
 def job_row(job: Job) -> dict[str, Any]:
@@ -71,45 +82,28 @@ def job_row(job: Job) -> dict[str, Any]:
 
 
 def job_from_row(row: Mapping[Any, Any]) -> Job:
-    error = row["error"]
-    return Job(
-        job_id=row["job_id"],
-        status=JobStatus(row["status"]),
-        status_id=row["status_id"],
-        identifier_from_purchaser=row["identifier_from_purchaser"],
-        input_data=row["input_data"],
-        input_hash=row["input_hash"],
-        blockchain_identifier=row["blockchain_identifier"],
-        seller_vkey=row["seller_vkey"],
-        agent_identifier=row["agent_identifier"],
-        pay_by_time=row["pay_by_time"],
-        submit_result_time=row["submit_result_time"],
-        unlock_time=row["unlock_time"],
-        external_dispute_unlock_time=row["external_dispute_unlock_time"],
-        input_schema=row["input_schema"],
-        input_request_message=row["input_request_message"],
-        result=row["result"],
-        error=None if error is None else JobError.model_validate(error),
-        request_id=row["request_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    values = {name: row[name] for name in JOB_COLUMNS}
+    values["status"] = JobStatus(values["status"])
+    values["blockchain_identifier"] = values["blockchain_identifier"] or ""
+    if values["step"] is not None:
+        values["step"] = Step(values["step"])
+    error, attention = values["error"], values["attention"]
+    values["error"] = None if error is None else JobError.model_construct(**error)
+    if attention is not None:
+        values["attention"] = Attention.model_validate(attention)
+    return Job.model_construct(**values)
 
 
 def event_from_row(row: Mapping[Any, Any]) -> JobEvent:
-    return JobEvent(
+    return JobEvent.model_construct(
         job_id=row["job_id"],
         sequence=row["sequence"],
-        type=row["type"],
+        type=EventType(row["type"]),
         status=JobStatus(row["status"]),
         detail=row["detail"],
         data=row["data"],
         created_at=row["created_at"],
     )
-
-
-def invoice_row(invoice: Invoice) -> dict[str, Any]:
-    return column_values({name: getattr(invoice, name) for name in INVOICE_COLUMNS})
 
 
 def amount_rows(blockchain_identifier: str, amounts: Iterable[Amount]) -> list[dict[str, Any]]:
@@ -125,12 +119,14 @@ def amount_rows(blockchain_identifier: str, amounts: Iterable[Amount]) -> list[d
 
 
 def invoice_from_row(row: Mapping[Any, Any], amounts: Iterable[Amount] = ()) -> Invoice:
-    return Invoice(
+    return Invoice.model_construct(
         blockchain_identifier=row["blockchain_identifier"],
         job_id=row["job_id"],
         status=InvoiceStatus(row["status"]),
         amounts=tuple(amounts),
         on_chain_state=row["on_chain_state"],
+        next_action=row["next_action"],
+        payment_source_type=row["payment_source_type"],
         created_at=row["created_at"],
         paid_at=row["paid_at"],
         updated_at=row["updated_at"],
