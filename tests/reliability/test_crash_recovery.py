@@ -105,7 +105,10 @@ async def test_sigkill_under_load_loses_nothing(
         "AGENTJOBS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}",
         "AGENTJOBS_MONITOR_INTERVAL_S": "0.05",
         "AGENTJOBS_SUBMIT_MARGIN_S": "0",
+        "AGENTJOBS_CHAIN_PICKUP_S": "0",
         "AGENTJOBS_SHUTDOWN_GRACE_S": "5",
+        "AGENTJOBS_LEASE_S": "2",
+        "AGENTJOBS_WORKER_POLL_S": "0.1",
     }
     load = Load()
     workers = [asyncio.create_task(load.worker()) for _ in range(WORKERS)]

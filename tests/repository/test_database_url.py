@@ -8,8 +8,8 @@ import pytest
 
 from agentjobs.server.repository.database_url import Backend, parse_database_url
 from agentjobs.server.repository.factory import open_repository
-from agentjobs.server.repository.memory import InMemoryJobRepository
-from agentjobs.server.repository.sql import SqlJobRepository
+from agentjobs.server.repository.drivers.memory import MemoryDatabase
+from agentjobs.server.repository.drivers.sqlite import SqliteDatabase
 
 
 def test_none_is_agentjobs_db_in_the_working_directory(
@@ -69,8 +69,8 @@ def test_a_schema_must_be_a_plain_identifier(schema: str) -> None:
 
 def test_memory_url() -> None:
     assert parse_database_url("memory://").backend is Backend.MEMORY
-    assert isinstance(open_repository("memory://"), InMemoryJobRepository)
-    assert isinstance(open_repository("sqlite:///x.db"), SqlJobRepository)
+    assert isinstance(open_repository("memory://").db, MemoryDatabase)
+    assert isinstance(open_repository("sqlite:///x.db").db, SqliteDatabase)
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,14 @@ async def event_types(server: RunningServer, job_id: str) -> list[EventType]:
 
 
 async def invoice(server: RunningServer, job: Job) -> Invoice:
-    return await server.app.repository.get_invoice(job.blockchain_identifier)
+    _job, found = await server.app.repository.get_with_invoice(job.job_id)
+    assert found is not None, f"job {job.job_id} has no invoice"
+    return found
 
 
 async def poll_round(server: RunningServer, within_s: float = 10) -> bool:
     """One whole payment-monitor round that began after this call; True if it succeeded."""
+    monitor = server.app.monitor
+    assert monitor is not None, "this server runs no payment monitor"
     async with asyncio.timeout(within_s):
-        return await server.app.monitor.poll_round()
+        return await monitor.poll_round()

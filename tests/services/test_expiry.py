@@ -15,7 +15,7 @@ from tests.services.support import event_types, invoice, poll_round, start, watc
 
 # The payment service takes a payByTime from 5 minutes ago on; submitResultTime must be
 # 15 minutes away at least.
-SHORT_PAY_WINDOW = {"pay_window_s": 0.3, "result_window_s": 3600}
+SHORT_PAY_WINDOW = {"pay_window_s": 0.3, "result_window_s": 3600, "expiry_grace_s": 0}
 
 
 async def test_an_unpaid_job_expires_once(

@@ -23,7 +23,8 @@ from agentjobs.server.payments.sandbox import (
     add_request_observer,
 )
 from agentjobs.server.repository.base import Watermark
-from agentjobs.server.services.monitor import WATERMARK
+from agentjobs.server.domain.payment import PaymentSourceType
+from agentjobs.server.services.monitor import watermark_names
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.services.agents import ScriptedAgent
 from tests.services.conftest import API_KEY, serve
@@ -45,7 +46,7 @@ JOB_LIFECYCLE = [
     EventType.RESULT_SUBMITTED,
     EventType.COMPLETED,
 ]
-PAYMENT_EVENTS = {EventType.PAYMENT_STATE_CHANGED, EventType.WITHDRAWN}
+PAYMENT_EVENTS = {EventType.PAYMENT_STATE_CHANGED, EventType.RESULT_CONFIRMED, EventType.WITHDRAWN}
 
 
 @pytest.fixture
@@ -131,7 +132,8 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
         expected_hash = create_masumi_output_hash("HELLO MASUMI!", identifier)
         assert payment_service.accepted_submissions(bid) == 1
         assert submitted_hashes == [expected_hash]
-        assert (await invoice(server, job)).status is InvoiceStatus.PAID
+        # Accepted by the payment service, not on chain yet: unconfirmed.
+        assert (await invoice(server, job)).status is InvoiceStatus.SUBMITTED
 
         chain_clock.advance(1)  # the result lands on chain
         async with asyncio.timeout(10):
@@ -139,7 +141,7 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
         assert await poll_round(server)
         landed = await invoice(server, job)
         assert (landed.status, landed.on_chain_state) == (
-            InvoiceStatus.PAID,
+            InvoiceStatus.CONFIRMED,
             OnChainState.RESULT_SUBMITTED,
         )
 
@@ -166,12 +168,12 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
         assert [e.type for e in events if e.type not in PAYMENT_EVENTS] == JOB_LIFECYCLE
         payment_events = [(e.type, e.detail) for e in events if e.type in PAYMENT_EVENTS]
         assert payment_events == [
-            (EventType.PAYMENT_STATE_CHANGED, OnChainState.RESULT_SUBMITTED),
+            (EventType.RESULT_CONFIRMED, "the result hash is on chain"),
             (EventType.WITHDRAWN, OnChainState.WITHDRAWN),
         ]
         types = [e.type for e in events]
         # The chain can only have taken the result after we submitted it.
-        assert types.index(EventType.PAYMENT_STATE_CHANGED) > types.index(
+        assert types.index(EventType.RESULT_CONFIRMED) > types.index(
             EventType.RESULT_SUBMITTED
         )
 
@@ -185,9 +187,10 @@ async def test_replayed_diff_pages_change_nothing(
 
     # As after a crash between applying pages and saving the watermark: every page
     # since the beginning comes again.
-    await server.app.repository.set_watermark(
-        WATERMARK, Watermark(last_update=datetime(2020, 1, 1, tzinfo=UTC))
-    )
+    for name in watermark_names(PaymentSourceType.V1):
+        await server.app.repository.set_watermark(
+            name, Watermark(last_update=datetime(2020, 1, 1, tzinfo=UTC))
+        )
     for _ in range(2):
         assert await poll_round(server)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from agentjobs.server.domain import EventType, JobStatus
 from agentjobs.server.payments.sandbox import SandboxPaymentService
 from agentjobs.server.repository.base import Watermark
-from agentjobs.server.services.monitor import WATERMARK
+from agentjobs.server.domain.payment import PaymentSourceType
+from agentjobs.server.services.monitor import watermark_names
 from agentjobs.server.testing import RunningServer
 from tests.services.agents import ScriptedAgent
 from tests.services.conftest import serve
@@ -36,17 +37,18 @@ async def record_a_stuck_payment(
     await payment_service.fail_next_action(job.blockchain_identifier, "node unreachable")
     assert await poll_round(server)
     # Replayed pages bring the same error again.
-    await server.app.repository.set_watermark(
-        WATERMARK, Watermark(last_update=datetime(2020, 1, 1, tzinfo=UTC))
-    )
+    for name in watermark_names(PaymentSourceType.V1):
+        await server.app.repository.set_watermark(
+            name, Watermark(last_update=datetime(2020, 1, 1, tzinfo=UTC))
+        )
     assert await poll_round(server)
 
     notes = [
-        e.detail
-        for e in await history(server, job.job_id)
-        if e.type is EventType.PAYMENT_STATE_CHANGED
+        e.detail for e in await history(server, job.job_id) if e.type is EventType.ATTENTION_NEEDED
     ]
     assert len(notes) == 1, notes
-    assert "WaitingForManualAction" in notes[0]
+    assert "waiting for manual action" in notes[0]
     assert "node unreachable" in notes[0]
+    attention = (await server.app.jobs.get_job(job.job_id)).attention
+    assert attention is not None and attention.reason == "PAYMENT_ERROR"
     assert (await server.app.jobs.get_job(job.job_id)).status is JobStatus.RUNNING

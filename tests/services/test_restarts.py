@@ -50,7 +50,12 @@ class Rig:
             "AGENTJOBS_DATABASE_URL": f"sqlite+aiosqlite:///{self.tmp_path / 'restarts.db'}",
             "AGENTJOBS_MONITOR_INTERVAL_S": "0.05",
             "AGENTJOBS_SUBMIT_MARGIN_S": "0",
+            "AGENTJOBS_CHAIN_PICKUP_S": "0",
             "AGENTJOBS_SHUTDOWN_GRACE_S": "1",
+            # A restarted server is another replica (another pid): the killed one's
+            # steps are taken over when its leases expire.
+            "AGENTJOBS_LEASE_S": "1",
+            "AGENTJOBS_WORKER_POLL_S": "0.1",
             STATE_DIR_VARIABLE: str(self.state_dir),
         }
 
@@ -66,6 +71,13 @@ class Rig:
 
     def runs(self, identifier: str) -> int:
         return runs_of(self.state_dir, identifier)
+
+    async def wait_for_runs(self, identifier: str, count: int, within_s: float = 10) -> None:
+        """Until the agent (in the server process) has counted `count` runs: it writes
+        them to a file, the one thing the test can see across the process boundary."""
+        async with asyncio.timeout(within_s):
+            while self.runs(identifier) < count:
+                await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -144,6 +156,8 @@ async def test_killed_while_the_agent_ran_it_is_run_again(rig: Rig) -> None:
         started, identifier = await start(stub, text="again", mode="block_first_run")
         await rig.payment_service.lock_funds(started.blockchain_identifier)
         await watch(stub, started.job_id, saw_event(jobs_pb2.JOB_EVENT_TYPE_STARTED))
+        # STARTED is written when the step is claimed; the handler begins just after.
+        await rig.wait_for_runs(identifier, 1)
         await process.kill()
 
     async with rig.server() as (_, stub):

@@ -100,6 +100,8 @@ def policy_for(settings: Settings) -> Policy:
         submit_margin_ms=int(settings.submit_margin_s * 1000),
         expiry_grace_ms=int(settings.expiry_grace_s * 1000),
         free_deadline_ms=int(settings.result_window_s * 1000),
+        retry_base_ms=int(settings.retry_base_s * 1000),
+        retry_max_ms=int(settings.retry_max_s * 1000),
     )
 
 
@@ -206,6 +208,11 @@ class App:
             ),
             settings.http_address,
         )
+        released = await self.repository.release_all(self.replica_id)
+        if released:
+            log.info(
+                "took back %d step(s) this replica id held when it last stopped", released
+            )
         await self.heartbeat.beat()
         await self.grpc.start()
         await self.http.start()

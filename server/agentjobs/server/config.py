@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # the payment service late).
     expiry_grace_s: float = Field(300.0, ge=0, validation_alias=_env("expiry_grace_s"))
 
+    # Steps that may work later (the payment service down, a 409) are tried again
+    # after retry_base_s, doubling up to retry_max_s.
+    retry_base_s: float = Field(1.0, gt=0, validation_alias=_env("retry_base_s"))
+    retry_max_s: float = Field(60.0, gt=0, validation_alias=_env("retry_max_s"))
+
     # Replicas: what this process does, how long its claims last, who it is.
     role: Literal["all", "api", "worker"] = Field("all", validation_alias=_env("role"))
     lease_s: float = Field(30.0, gt=0, validation_alias=_env("lease_s"))

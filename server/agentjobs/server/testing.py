@@ -46,6 +46,8 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
         "submit_margin_s": 0,
         "chain_pickup_s": 0,
         "worker_poll_s": 0.1,
+        "retry_base_s": 0.05,
+        "retry_max_s": 1,
         "shutdown_grace_s": 2,
     }
     values.update(overrides)

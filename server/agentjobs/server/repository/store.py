@@ -26,6 +26,7 @@ from agentjobs.server.domain import (
     StaleJobError,
 )
 from agentjobs.server.domain.lifecycle import Decision, NewEvent
+from agentjobs.server.domain.steps import Step
 from agentjobs.server.repository.database_url import Backend, DatabaseTarget, parse_database_url
 from agentjobs.server.repository.drivers import Database, open_database
 from agentjobs.server.repository.feeds import ChangeHub
@@ -208,7 +209,7 @@ class JobRepository:
         affinity_grace_ms: int,
         steps: Sequence[str] | None = None,
     ) -> builtins.list[Job]:
-        return await self.db.write(
+        claimed = await self.db.write(
             lambda c: claims.claim_due(
                 c,
                 owner,
@@ -219,6 +220,10 @@ class JobRepository:
                 steps=steps,
             )
         )
+        started = [job.job_id for job in claimed if job.step is Step.RUN]
+        if started:
+            self.changes.changed(started)
+        return claimed
 
     async def take_over(self, job: Job, owner: str, *, now_ms: int, until_ms: int) -> Job | None:
         return await self.db.write(
@@ -231,6 +236,12 @@ class JobRepository:
     async def release(self, owner: str, job_ids: Sequence[str]) -> int:
         released = await self.db.write(lambda c: claims.release_leases(c, owner, job_ids))
         self.changes.changed(job_ids)
+        return released
+
+    async def release_all(self, owner: str) -> int:
+        released = await self.db.write(lambda c: claims.release_all(c, owner))
+        if released:
+            self.changes.changed_all()
         return released
 
     async def next_due(self) -> int | None:

@@ -48,6 +48,11 @@ SOURCES_REFRESH_S = 60.0
 SEEN_LIMIT = 50_000
 
 
+def watermark_names(source: PaymentSourceType) -> tuple[str, str]:
+    """The names of the head and sweep watermarks of one payment source type."""
+    return f"diff:{source.value}:head", f"diff:{source.value}:sweep"
+
+
 def _key(watermark: Watermark) -> tuple[datetime, str]:
     return (watermark.last_update.astimezone(UTC), watermark.cursor_id or "")
 
@@ -202,7 +207,7 @@ class PaymentMonitor:
 
     async def _poll_source(self, source: PaymentSourceType) -> int:
         repository = self._core.repository
-        head_name, sweep_name = f"diff:{source.value}:head", f"diff:{source.value}:sweep"
+        head_name, sweep_name = watermark_names(source)
         head = await repository.get_watermark(head_name) or await self._first_watermark()
         sweep = await repository.get_watermark(sweep_name)
         self._saved[head_name] = head

@@ -110,13 +110,36 @@ def on_payment(
     decision = NOTHING
     if state_changed:
         # The invoice always records the state, whatever else the change does.
-        decision = Decision(invoice=InvoiceChange(on_chain_state=state)).then(
-            _state_changed(job, invoice, payment, now, policy)
-        )
+        decision = Decision(invoice=InvoiceChange(on_chain_state=state))
+        taken = _taken_unrecorded(job, payment)
+        decision = decision.then(taken)
+        after = preview(job, taken, now) if not taken.writes_nothing else job
+        decision = decision.then(_state_changed(after, invoice, payment, now, policy))
     if error_changed:
         after = preview(job, decision, now)
         decision = decision.then(_error_changed(after, invoice, payment, error, now, policy))
     return decision
+
+
+def _taken_unrecorded(job: Job, payment: PaymentState) -> Decision:
+    """Our result hash is on chain but we stopped before we wrote down that the service
+    took it (a lost answer, a crash): the job is completed, whatever comes next."""
+    if (
+        job.status is not JobStatus.RUNNING
+        or not job.result_hash
+        or payment.result_hash != job.result_hash
+    ):
+        return NOTHING
+    return Decision(
+        status=JobStatus.COMPLETED,
+        invoice=InvoiceChange(status=InvoiceStatus.CONFIRMED),
+        events=(
+            NewEvent(
+                EventType.RESULT_SUBMITTED, "found on chain", {"result_hash": job.result_hash}
+            ),
+            NewEvent(EventType.COMPLETED, ""),
+        ),
+    )
 
 
 def _state_changed(
@@ -181,7 +204,8 @@ def _state_changed(
         return Decision(
             invoice=InvoiceChange(status=InvoiceStatus.WITHDRAWN, on_chain_state=state),
             events=(NewEvent(EventType.WITHDRAWN, state),),
-            step=None,
+            # A job still running keeps its step (the money cannot tell it to stop).
+            step=None if job.is_terminal else KEEP,
         ).then(attention_cleared(job))
     if state == OnChainState.REFUND_WITHDRAWN:
         change = InvoiceChange(status=InvoiceStatus.REFUNDED, on_chain_state=state)
@@ -210,7 +234,7 @@ def _state_changed(
                     "the network's admins settled the dispute and paid out the funds",
                 ),
             ),
-            step=None,
+            step=None if job.is_terminal else KEEP,
         ).then(attention_cleared(job))
     return Decision(
         invoice=InvoiceChange(on_chain_state=state),
@@ -270,26 +294,13 @@ def _result_on_chain(
         status=InvoiceStatus.CONFIRMED, on_chain_state=OnChainState.RESULT_SUBMITTED
     )
     follow = Scheduled(Step.FOLLOW, max(ms(now), job.unlock_time) + policy.withdraw_lag_ms)
-    ours = bool(job.result_hash) and payment.result_hash == job.result_hash
-    if job.status is JobStatus.RUNNING and ours:
-        # Our submit-result was taken, but we stopped before we wrote that down.
-        return Decision(
-            status=JobStatus.COMPLETED,
-            invoice=confirmed,
-            events=(
-                NewEvent(EventType.RESULT_SUBMITTED, "found on chain", {"result_hash": ours}),
-                NewEvent(EventType.COMPLETED, ""),
-                NewEvent(EventType.RESULT_CONFIRMED, "the result hash is on chain"),
-            ),
-            step=follow,
-        )
     detail = "the result hash is on chain"
     if invoice.on_chain_state == OnChainState.DISPUTED:
         detail = "the buyer withdrew the dispute; the result hash is on chain"
     return Decision(
         invoice=confirmed,
         events=(NewEvent(EventType.RESULT_CONFIRMED, detail),),
-        step=follow,
+        step=follow if job.is_terminal else KEEP,
     ).then(attention_cleared(job))
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import case, delete, func, or_, select, update
+from datetime import UTC, datetime
+
+from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from agentjobs.server.domain import Job
+from agentjobs.server.domain import EventType, Job
+from agentjobs.server.domain.steps import Step
+from agentjobs.server.repository.queries.writes import notify
 from agentjobs.server.repository.rows import job_from_row
-from agentjobs.server.repository.tables import jobs, leases
+from agentjobs.server.repository.tables import job_events, jobs, leases
 
 
 def claim_due(
@@ -53,6 +57,9 @@ def claim_due(
     )
     if connection.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    # A claimed run is the agent starting: its STARTED event is written by the claim
+    # itself (no transaction of its own), so watchers see when the agent began.
+    starting = case((jobs.c.step == Step.RUN.value, 1), else_=0)
     claimed = connection.execute(
         update(jobs)
         .where(jobs.c.job_id.in_(due.scalar_subquery()))
@@ -61,11 +68,32 @@ def claim_due(
             lease_expires_at=now_ms + lease_ms,
             attempt=jobs.c.attempt + 1,
             affinity=None,
+            event_count=jobs.c.event_count + starting,
+            version=jobs.c.version + starting,
         )
         .returning(*jobs.c)
     )
     found = [job_from_row(row._mapping) for row in claimed]
     found.sort(key=lambda job: job.run_at or 0)
+    runs = [job for job in found if job.step is Step.RUN]
+    if runs:
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        connection.execute(
+            insert(job_events),
+            [
+                {
+                    "job_id": job.job_id,
+                    "sequence": job.event_count,
+                    "type": EventType.STARTED.value,
+                    "status": job.status.value,
+                    "detail": "" if job.attempt <= 1 else f"run again (try {job.attempt})",
+                    "data": {"replica": owner},
+                    "created_at": max(now, job.updated_at),
+                }
+                for job in runs
+            ],
+        )
+        notify(connection, [job.job_id for job in runs])
     return found
 
 
@@ -93,6 +121,18 @@ def release_leases(connection: Connection, owner: str, job_ids: Sequence[str]) -
             lease_expires_at=None,
             attempt=case((jobs.c.attempt > 0, jobs.c.attempt - 1), else_=0),
         )
+    )
+    return int(released.rowcount or 0)
+
+
+def release_all(connection: Connection, owner: str) -> int:
+    """Every lease `owner` holds, given back: a replica starting under the id of one
+    that stopped (the same host and pid, or a fixed AGENTJOBS_REPLICA_ID) knows that no
+    one works on them; the interrupted tries count."""
+    released = connection.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
     )
     return int(released.rowcount or 0)
 
