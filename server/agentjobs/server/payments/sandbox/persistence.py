@@ -80,6 +80,8 @@ class StateWriter:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
+        # Set by every write (tests wait on it).
+        self.written = asyncio.Event()
 
     def changed(self) -> None:
         self._dirty.set()
@@ -101,6 +103,7 @@ class StateWriter:
         self._dirty.clear()
         write_state(self.path, self._snapshot())
         self.writes += 1
+        self.written.set()
 
     async def _run(self) -> None:
         while True:

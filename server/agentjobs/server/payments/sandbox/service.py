@@ -362,3 +362,9 @@ class SandboxPaymentService:
     @property
     def state_writes(self) -> int:
         return 0 if self._state is None else self._state.writes
+
+    async def state_written(self) -> None:
+        """Wait until the state file has been written (bound it with asyncio.timeout)."""
+        if self._state is None:
+            raise RuntimeError("this sandbox has no state file")
+        await self._state.written.wait()
