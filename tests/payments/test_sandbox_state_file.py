@@ -10,7 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from agentjobs.server.app import sandbox_state_file
 from agentjobs.server.payments.sandbox import SandboxPaymentService
+from agentjobs.server.testing import running_server
 from tests.payments.helpers import API_KEY, RESULT_HASH, WAIT_S, RawApi
 
 
@@ -112,3 +114,22 @@ def test_an_unreadable_state_file_is_an_error(tmp_path: Path) -> None:
     state.write_text("{not json")
     with pytest.raises(ValueError):
         quick(state)
+
+
+def test_the_embedded_sandbox_keeps_its_state_beside_the_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "agentjobs.db"
+    assert sandbox_state_file(f"sqlite+aiosqlite:///{db}") == Path(f"{db}.sandbox.json")
+    assert sandbox_state_file(f"sqlite:///{db}") == Path(f"{db}.sandbox.json")
+    assert sandbox_state_file("memory://") is None
+    assert sandbox_state_file("postgresql://u@127.0.0.1:5432/agentjobs") is None
+
+
+async def test_a_server_restart_keeps_the_embedded_sandboxs_payments(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as first:
+        sandbox = first.sandbox
+        assert sandbox is not None
+        [bid] = sandbox.create_payments(1)
+        await sandbox.lock_funds(bid)
+        before = sandbox.payment(bid)
+    async with running_server(tmp_path) as second:
+        assert second.sandbox.payment(bid) == before
