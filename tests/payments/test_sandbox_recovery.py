@@ -156,7 +156,8 @@ async def test_retry_previous_action_must_be_a_boolean(raw: RawApi, retry: objec
             "retryPreviousAction": retry,
         },
     )
-    kind = {"true": "string", 1: "number", None: "null"}[retry]  # type: ignore[index]
+    kinds: dict[object, str] = {"true": "string", 1: "number", None: "null"}
+    kind = kinds[retry]
     assert (answer.status, answer.message) == (
         400,
         f"retryPreviousAction: Invalid input: expected boolean, received {kind}",

@@ -410,7 +410,9 @@ class Chain:
             S.DISPUTED if spent_state in (S.REFUND_REQUESTED, S.DISPUTED) else S.RESULT_SUBMITTED
         )
         self._record(payment, at, new_state, payment.transaction, datum_result_hash=result_hash)
-        payment.seller_cooldown_ms, payment.buyer_cooldown_ms = self._new_seller_cooldown(payment), 0
+        # The seller's transaction sets its own cooldown and clears the buyer's.
+        payment.seller_cooldown_ms = self._new_seller_cooldown(payment)
+        payment.buyer_cooldown_ms = 0
         payment.seller_fees_lovelace += 180_000
 
     # -- authorize-refund job ------------------------------------------------
@@ -438,7 +440,9 @@ class Chain:
         at = self._time.now_ms()
         new_state = S.REFUND_AUTHORIZED if payment.source_type == V2 else S.REFUND_REQUESTED
         self._record(payment, at, new_state, payment.transaction, datum_result_hash=None)
-        payment.seller_cooldown_ms, payment.buyer_cooldown_ms = self._new_seller_cooldown(payment), 0
+        # The seller's transaction sets its own cooldown and clears the buyer's.
+        payment.seller_cooldown_ms = self._new_seller_cooldown(payment)
+        payment.buyer_cooldown_ms = 0
         payment.seller_fees_lovelace += 180_000
 
     # -- automatic withdrawal ------------------------------------------------

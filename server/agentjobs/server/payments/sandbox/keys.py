@@ -7,6 +7,7 @@ key)."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agentjobs.server.payments.sandbox.errors import ApiError
@@ -32,7 +33,7 @@ class ApiKeys:
     def __init__(self) -> None:
         self._keys: list[ApiKey] = []
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ApiKey]:
         return iter(list(self._keys))
 
     def add(
