@@ -5,6 +5,7 @@ and services, the transition table), over real HTTP on a ManualClock."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -19,7 +20,7 @@ from agentjobs.server.payments.sandbox import (
 )
 from agentjobs.server.payments.sandbox.transitions import UNEXPECTED_STATE_CHANGE_TIMEOUT
 from tests.payments.conftest import Manual
-from tests.payments.helpers import API_KEY, MINUTE, RESULT_HASH, RawApi, authorize_refund
+from tests.payments.helpers import API_KEY, MINUTE, RESULT_HASH, RawApi, at, authorize_refund, iso
 from tests.payments.test_sandbox_chain import locked_payment, short_times
 
 
@@ -195,3 +196,29 @@ async def test_control_endpoints_drive_refunds_and_disputes(manual: Manual) -> N
     assert resolved.data["onChainState"] == "DisputedWithdrawn"
     refund = await api.call("POST", f"/sandbox/payments/{bid}/withdraw-refund", under_api=False)
     assert refund.status == 409
+
+
+async def test_seller_jobs_wait_for_the_sellers_cooldown(manual: Manual) -> None:
+    start = at(manual.now_ms())
+    bid = await locked_payment(
+        manual,
+        payByTime=iso(start + timedelta(minutes=10)),
+        submitResultTime=iso(start + timedelta(minutes=60)),
+    )
+    await disputed(manual, bid)
+    assert (await authorize_refund(manual.api, bid)).status == 200
+    manual.advance(35)  # built at the next tick, confirmed 20 s later
+    refunded = await manual.api.resolve(bid)
+    assert refunded["onChainState"] == "RefundRequested"
+    built_ms = refunded["cooldownTime"] - 17 * 60_000
+    # A new result on the refund request: the job skips it until sellerCoolDownTime is
+    # cooldownTime (7 min) in the past, i.e. 24 min after the refund transaction was built.
+    assert (await manual.api.submit(bid, "c" * 64)).status == 200
+    manual.advance((built_ms + 24 * 60_000 - manual.now_ms()) / 1000 - 1)
+    assert (await manual.api.resolve(bid))["NextAction"]["requestedAction"] == (
+        "SubmitResultRequested"
+    )
+    manual.advance(16)
+    assert (await manual.api.resolve(bid))["NextAction"]["requestedAction"] == (
+        "SubmitResultInitiated"
+    )
