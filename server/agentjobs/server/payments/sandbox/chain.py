@@ -287,15 +287,6 @@ class Chain:
 
         self._scheduler.at_next_tick(interval_s, f"{name} for {bid}", run, not_before)
 
-    def _retry_next_tick(
-        self,
-        payment: LedgerPayment,
-        interval_s: float,
-        name: str,
-        step: Callable[[LedgerPayment], None],
-    ) -> None:
-        self._at_tick(payment, interval_s, name, step)
-
     def _cooling_down(self, payment: LedgerPayment) -> bool:
         # lock-and-query-payments: sellerCoolDownTime < Date.now() - cooldownTime.
         return payment.seller_cooldown_ms >= self._time.now_ms() - self.timing.cooldown_ms
@@ -395,7 +386,7 @@ class Chain:
             )
             return
         if self._cooling_down(payment):
-            self._retry_next_tick(
+            self._at_tick(
                 payment, self.timing.job_interval_s, "submit-result job", self._pick_submit
             )
             return
@@ -425,7 +416,7 @@ class Chain:
             # chain moves (then the transition table decides).
             return
         if self._cooling_down(payment):
-            self._retry_next_tick(
+            self._at_tick(
                 payment, self.timing.job_interval_s, "authorize-refund job", self._pick_refund
             )
             return
@@ -465,7 +456,7 @@ class Chain:
         if not self._may_withdraw(payment):
             return
         if self._cooling_down(payment):
-            self._retry_next_tick(
+            self._at_tick(
                 payment, self.timing.job_interval_s, "collection job", self._pick_collection
             )
             return
