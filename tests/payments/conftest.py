@@ -3,19 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
 from agentjobs.server.payments.masumi import MasumiPaymentGateway
-from agentjobs.server.payments.sandbox import SandboxPaymentService
+from agentjobs.server.payments.sandbox import ManualClock, SandboxPaymentService
 from tests.payments.helpers import AGENT_IDENTIFIER, API_KEY, RawApi
+
+
+@dataclass
+class Manual:
+    """A sandbox whose time moves only when the test says so, on upstream's intervals
+    (jobs every 15 s, decisions every 30 s), transactions confirming in 20 s."""
+
+    sandbox: SandboxPaymentService
+    clock: ManualClock
+    api: RawApi
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+
+@pytest.fixture
+async def manual() -> AsyncIterator[Manual]:
+    clock = ManualClock()
+    service = SandboxPaymentService(api_key=API_KEY, lock_after=None, settle_after=20, clock=clock)
+    await service.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Manual(service, clock, RawApi(session, service.url))
+    finally:
+        await service.stop()
 
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[SandboxPaymentService]:
     # The buyer pays only when a test says so; chain steps are quick.
-    service = SandboxPaymentService(api_key=API_KEY, lock_after=None, settle_after=0.01)
+    service = SandboxPaymentService(
+        api_key=API_KEY,
+        lock_after=None,
+        settle_after=0.01,
+        job_interval=0.01,
+        decision_interval=0.01,
+    )
     await service.start("127.0.0.1", 0)
     try:
         yield service

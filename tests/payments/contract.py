@@ -101,3 +101,9 @@ def recording() -> Iterator[ContractRecorder]:
         yield recorder
     finally:
         remove()
+
+
+def listed_statuses(method: str, path: str) -> set[int]:
+    """The statuses the contract lists for this operation."""
+    operation = document()["paths"][path][method.lower()]
+    return {int(status) for status in operation["responses"]}

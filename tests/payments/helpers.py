@@ -121,3 +121,44 @@ class RawApi:
         answer = await self.call("GET", "/payment/diff", params={"network": "Preprod", **params})
         payments: list[dict[str, Any]] = answer.data["Payments"]
         return payments
+
+
+SECOND_KEY = "payments-suite-second-key-5a6b"
+MINUTE = 60.0
+WAIT_S = 5.0
+
+
+def at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def times_from(now_ms: int, *, pay_by_min: float, submit_min: float) -> dict[str, str]:
+    """payByTime and submitResultTime this many minutes after `now_ms`."""
+    start = at(now_ms)
+    return {
+        "payByTime": iso(start + timedelta(minutes=pay_by_min)),
+        "submitResultTime": iso(start + timedelta(minutes=submit_min)),
+    }
+
+
+async def refund_or_authorize(api: RawApi, path: str, bid: str, token: str = API_KEY) -> Answer:
+    return await api.call(
+        "POST", path, body={"network": "Preprod", "blockchainIdentifier": bid}, token=token
+    )
+
+
+async def authorize_refund(api: RawApi, bid: str, token: str = API_KEY) -> Answer:
+    return await refund_or_authorize(api, "/payment/authorize-refund", bid, token)
+
+
+async def recover(
+    api: RawApi, bid: str, updated_at: str, *, retry: bool | None = None, token: str = API_KEY
+) -> Answer:
+    body: dict[str, Any] = {
+        "network": "Preprod",
+        "blockchainIdentifier": bid,
+        "updatedAt": updated_at,
+    }
+    if retry is not None:
+        body["retryPreviousAction"] = retry
+    return await api.call("POST", "/payment/error-state-recovery", body=body, token=token)

@@ -1,188 +1,246 @@
-"""The sandbox playing the chain and the buyer: locks, results, withdrawals, refunds,
-disputes, invalid funds, late results and errors waiting for an operator."""
+"""The sandbox playing the chain on upstream's schedule (tag 0.28.0): the submit-result
+job's pickup and its 5-minute cutoff, confirmations, withdrawal after unlockTime + 10
+minutes, the buyer's lock (in time, late, invalid), all over real HTTP on a ManualClock."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 
-from agentjobs.server.payments.sandbox import (
-    ManualClock,
-    SandboxConflictError,
-    SandboxPaymentService,
-    UnknownPaymentError,
+from agentjobs.server.payments.sandbox import SandboxConflictError, SandboxPaymentService
+from agentjobs.server.payments.sandbox.transitions import UNEXPECTED_STATE_CHANGE_TIMEOUT
+from tests.payments.conftest import Manual
+from tests.payments.helpers import (
+    API_KEY,
+    MINUTE,
+    RESULT_HASH,
+    WAIT_S,
+    RawApi,
+    at,
+    iso,
+    times_from,
 )
-from tests.payments.helpers import API_KEY, RESULT_HASH, RawApi, iso
-
-WAIT_S = 5.0
 
 
-@pytest.fixture
-async def manual() -> AsyncIterator[tuple[SandboxPaymentService, ManualClock, RawApi]]:
-    """A sandbox whose time moves only when the test says so."""
-    clock = ManualClock()
-    service = SandboxPaymentService(api_key=API_KEY, lock_after=60, settle_after=30, clock=clock)
-    await service.start("127.0.0.1", 0)
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield service, clock, RawApi(session, service.url)
-    finally:
-        await service.stop()
+async def locked_payment(manual: Manual, **times: Any) -> str:
+    """A payment created now on the manual clock, its funds locked."""
+    body = times or times_from(manual.now_ms(), pay_by_min=10, submit_min=20)
+    bid: str = (await manual.api.create(**body))["blockchainIdentifier"]
+    await manual.sandbox.lock_funds(bid)
+    return bid
 
 
-async def wait_for(sandbox: SandboxPaymentService, bid: str, **state: str) -> dict[str, Any]:
-    async with asyncio.timeout(WAIT_S):
-        return await sandbox.wait_for(bid, **state)
+def short_times(manual: Manual) -> dict[str, str]:
+    """Upstream's tightest times: submit in 20 min, unlock 15 min later, disputes 15 more."""
+    start = at(manual.now_ms())
+    return {
+        "payByTime": iso(start + timedelta(minutes=10)),
+        "submitResultTime": iso(start + timedelta(minutes=20)),
+        "unlockTime": iso(start + timedelta(minutes=35)),
+        "externalDisputeUnlockTime": iso(start + timedelta(minutes=50)),
+    }
 
 
-async def test_lock_submit_result_withdraw_on_real_timers(raw: RawApi) -> None:
-    sandbox = SandboxPaymentService(api_key=API_KEY, lock_after=0.01, settle_after=0.01)
+async def test_a_lock_books_the_buyer_and_empties_the_result_hash(manual: Manual) -> None:
+    created = await manual.api.create(**times_from(manual.now_ms(), pay_by_min=10, submit_min=20))
+    # Upstream creates the row with resultHash "" and tx-sync copies the datum's (null).
+    assert created["resultHash"] == ""
+    assert created["lastCheckedAt"] is None
+    bid = created["blockchainIdentifier"]
+    locked = await manual.sandbox.lock_funds(bid)
+    assert locked["onChainState"] == "FundsLocked"
+    assert locked["resultHash"] is None
+    assert locked["BuyerWallet"] is not None
+    assert locked["CurrentTransaction"]["status"] == "Confirmed"
+    assert locked["NextAction"]["requestedAction"] == "WaitingForExternalAction"
+    assert locked["collateralReturnLovelace"] == "0"
+
+
+async def test_a_result_lands_only_after_the_jobs_pickup_and_its_confirmation(
+    manual: Manual,
+) -> None:
+    bid = await locked_payment(manual)
+    manual.advance(1)
+    requested = (await manual.api.submit(bid)).data
+    assert requested["NextAction"]["requestedAction"] == "SubmitResultRequested"
+    assert requested["NextAction"]["resultHash"] == RESULT_HASH
+    assert requested["onChainState"] == "FundsLocked"
+
+    manual.advance(14)  # the job's tick, 15 s after the sandbox started
+    picked = await manual.api.resolve(bid)
+    assert picked["NextAction"]["requestedAction"] == "SubmitResultInitiated"
+    assert picked["CurrentTransaction"]["status"] == "Pending"
+    assert picked["onChainState"] == "FundsLocked"
+
+    manual.advance(19)
+    assert (await manual.api.resolve(bid))["onChainState"] == "FundsLocked"
+    manual.advance(1)  # the transaction confirms 20 s after submission
+    landed = await manual.api.resolve(bid)
+    assert landed["onChainState"] == "ResultSubmitted"
+    assert landed["resultHash"] == RESULT_HASH
+    assert landed["NextAction"] == {
+        "requestedAction": "WaitingForExternalAction",
+        "errorType": None,
+        "errorNote": None,
+        "resultHash": None,
+    }
+    assert landed["CurrentTransaction"]["status"] == "Confirmed"
+    # sellerCoolDownTime: build time + cooldownTime (7 min) + 10 min.
+    assert landed["cooldownTime"] == manual.now_ms() - 20_000 + 17 * 60_000
+
+
+async def test_the_5_minute_cutoff_is_checked_when_the_job_picks_the_request_up(
+    manual: Manual,
+) -> None:
+    # submitResultTime is 20 minutes after the sandbox's start; the job ticks every 15 s.
+    early, late = await locked_payment(manual), await locked_payment(manual)
+    manual.advance(14 * MINUTE + 40)  # 880 s: picked up at 885 s, 5 min 15 s before
+    assert (await manual.api.submit(early)).status == 200
+    manual.advance(15)  # 895 s: picked up at 900 s, exactly 5 min before: too late
+    answer = await manual.api.submit(late)
+    assert answer.status == 200
+    manual.advance(60)
+    assert (await manual.api.resolve(early))["onChainState"] == "ResultSubmitted"
+    stuck = await manual.api.resolve(late)
+    assert stuck["onChainState"] == "FundsLocked"
+    assert stuck["NextAction"]["requestedAction"] == "SubmitResultRequested"
+    sandbox = manual.sandbox
+    assert (sandbox.accepted_submissions(late), sandbox.ignored_submissions(late)) == (1, 1)
+    assert sandbox.ignored_submissions(early) == 0
+
+
+async def test_an_ignored_result_ends_refunded_and_waiting_for_a_person(manual: Manual) -> None:
+    bid = await locked_payment(manual)
+    manual.advance(16 * MINUTE)
+    assert (await manual.api.submit(bid)).status == 200
+    # The buyer's service withdraws the refund once submitResultTime + 10 min passed.
+    manual.advance(13 * MINUTE)
+    assert (await manual.api.resolve(bid))["onChainState"] == "FundsLocked"
+    manual.advance(3 * MINUTE)
+    refunded = await manual.api.resolve(bid)
+    assert refunded["onChainState"] == "RefundWithdrawn"
+    assert refunded["WithdrawnForBuyer"] == refunded["RequestedFunds"]
+    assert refunded["NextAction"] == {
+        "requestedAction": "WaitingForManualAction",
+        "errorType": "Unknown",
+        "errorNote": UNEXPECTED_STATE_CHANGE_TIMEOUT,
+        "resultHash": None,
+    }
+
+
+async def test_withdrawn_only_after_unlock_time_plus_10_minutes(manual: Manual) -> None:
+    bid = await locked_payment(manual, **short_times(manual))
+    await manual.api.submit(bid)
+    manual.advance(MINUTE)
+    assert (await manual.api.resolve(bid))["onChainState"] == "ResultSubmitted"
+    unlock_ms = int((await manual.api.resolve(bid))["unlockTime"])
+    manual.advance((unlock_ms + 10 * 60_000 - manual.now_ms()) / 1000 - 1)
+    waiting = await manual.api.resolve(bid)
+    assert waiting["onChainState"] == "ResultSubmitted"
+    assert waiting["NextAction"]["requestedAction"] == "WaitingForExternalAction"
+    manual.advance(30)  # the automatic decision's tick
+    assert (await manual.api.resolve(bid))["NextAction"]["requestedAction"] in (
+        "WithdrawRequested",
+        "WithdrawInitiated",
+    )
+    manual.advance(MINUTE)
+    withdrawn = await manual.api.resolve(bid)
+    assert withdrawn["onChainState"] == "Withdrawn"
+    assert withdrawn["NextAction"]["requestedAction"] == "None"
+    assert withdrawn["WithdrawnForSeller"] == withdrawn["RequestedFunds"]
+    assert withdrawn["resultHash"] == RESULT_HASH
+
+
+async def test_the_buyer_may_dispute_until_unlock_time(manual: Manual) -> None:
+    bid = await locked_payment(manual, **short_times(manual))
+    await manual.api.submit(bid)
+    manual.advance(MINUTE)
+    manual.advance(30 * MINUTE)  # 34.5 min: unlockTime is at 35
+    disputed = await manual.sandbox.request_refund(bid)
+    assert disputed["onChainState"] == "Disputed"
+    assert disputed["resultHash"] == RESULT_HASH
+    manual.advance(60 * MINUTE)
+    assert (await manual.api.resolve(bid))["onChainState"] == "Disputed"
+
+
+async def test_no_dispute_after_unlock_time(manual: Manual) -> None:
+    bid = await locked_payment(manual, **short_times(manual))
+    await manual.api.submit(bid)
+    manual.advance(35 * MINUTE)  # unlockTime; the withdrawal waits 10 more minutes
+    assert (await manual.api.resolve(bid))["onChainState"] == "ResultSubmitted"
+    with pytest.raises(SandboxConflictError, match="after unlockTime"):
+        await manual.sandbox.request_refund(bid)
+
+
+async def test_a_result_after_a_refund_request_makes_a_dispute(manual: Manual) -> None:
+    bid = await locked_payment(manual)
+    assert (await manual.sandbox.request_refund(bid))["onChainState"] == "RefundRequested"
+    assert (await manual.api.submit(bid)).status == 200
+    manual.advance(MINUTE)
+    disputed = await manual.api.resolve(bid)
+    assert disputed["onChainState"] == "Disputed"
+    assert disputed["resultHash"] == RESULT_HASH
+
+
+async def test_invalid_funds_wait_for_a_person_without_an_error_type(manual: Manual) -> None:
+    bid = (await manual.api.create(**times_from(manual.now_ms(), pay_by_min=10, submit_min=20)))[
+        "blockchainIdentifier"
+    ]
+    invalid = await manual.sandbox.mark_funds_invalid(bid)
+    assert invalid["onChainState"] == "FundsOrDatumInvalid"
+    assert invalid["NextAction"] == {
+        "requestedAction": "WaitingForManualAction",
+        "errorType": None,
+        "errorNote": "Payment amounts do not match. This likely is a spoofing attempt.",
+        "resultHash": None,
+    }
+    answer = await manual.api.submit(bid)
+    assert (answer.status, answer.message) == (404, "Payment not found or in invalid state")
+    with pytest.raises(SandboxConflictError, match="already FundsOrDatumInvalid"):
+        await manual.sandbox.lock_funds(bid)
+
+
+async def test_a_lock_landing_after_pay_by_time_is_funds_or_datum_invalid(manual: Manual) -> None:
+    bid = (await manual.api.create(**times_from(manual.now_ms(), pay_by_min=10, submit_min=20)))[
+        "blockchainIdentifier"
+    ]
+    with pytest.raises(SandboxConflictError, match="payByTime has not passed"):
+        await manual.sandbox.lock_funds_late(bid)
+    manual.advance(11 * MINUTE)
+    with pytest.raises(SandboxConflictError, match="payByTime has passed"):
+        await manual.sandbox.lock_funds(bid)
+    late = await manual.sandbox.lock_funds_late(bid)
+    assert late["onChainState"] == "FundsOrDatumInvalid"
+    assert late["NextAction"]["requestedAction"] == "WaitingForManualAction"
+    assert late["NextAction"]["errorNote"] == (
+        "Block time is after pay by time. This is a timed out purchase."
+    )
+
+
+async def test_the_simulated_buyer_pays_on_real_timers(raw: RawApi) -> None:
+    sandbox = SandboxPaymentService(
+        api_key=API_KEY, lock_after=0.01, settle_after=0.01, job_interval=0.01
+    )
     url = await sandbox.start("127.0.0.1", 0)
     try:
         api = RawApi(raw.session, url)
         bid = (await api.create())["blockchainIdentifier"]
-        locked = await wait_for(sandbox, bid, on_chain_state="FundsLocked")
+        async with asyncio.timeout(WAIT_S):
+            locked = await sandbox.wait_for(bid, on_chain_state="FundsLocked")
         assert locked["BuyerWallet"] is not None
         assert (await api.submit(bid)).status == 200
-        submitted = await wait_for(sandbox, bid, on_chain_state="ResultSubmitted")
+        async with asyncio.timeout(WAIT_S):
+            submitted = await sandbox.wait_for(bid, on_chain_state="ResultSubmitted")
         assert submitted["resultHash"] == RESULT_HASH
-        assert submitted["NextAction"]["requestedAction"] == "WaitingForExternalAction"
-        withdrawn = await wait_for(sandbox, bid, on_chain_state="Withdrawn")
-        assert withdrawn["WithdrawnForSeller"] == withdrawn["RequestedFunds"]
         assert sandbox.accepted_submissions(bid) == 1
     finally:
         await sandbox.stop()
 
 
-async def test_each_step_waits_for_its_time_on_a_manual_clock(
-    manual: tuple[SandboxPaymentService, ManualClock, RawApi],
-) -> None:
-    sandbox, clock, api = manual
-    bid = (await api.create())["blockchainIdentifier"]
-    clock.advance(59)
-    await asyncio.sleep(0)
-    assert (await api.resolve(bid))["onChainState"] is None
-    clock.advance(1)
-    await wait_for(sandbox, bid, on_chain_state="FundsLocked")
-
-    requested = (await api.submit(bid)).data
-    assert requested["NextAction"]["requestedAction"] == "SubmitResultRequested"
-    assert requested["onChainState"] == "FundsLocked"
-    clock.advance(30)
-    await wait_for(sandbox, bid, on_chain_state="ResultSubmitted")
-    clock.advance(30)
-    await wait_for(sandbox, bid, on_chain_state="Withdrawn")
-    assert (await api.resolve(bid))["NextAction"]["requestedAction"] == "None"
-
-
-async def test_timestamps_follow_what_changed(
-    manual: tuple[SandboxPaymentService, ManualClock, RawApi],
-) -> None:
-    sandbox, _clock, api = manual
-    bid = (await api.create())["blockchainIdentifier"]
-    await sandbox.lock_funds(bid)
-    locked = await api.resolve(bid)
-    await api.submit(bid)
-    requested = await api.resolve(bid)
-    # A NextAction change moves the next-action and combined stamps, not the chain one.
-    assert requested["nextActionLastChangedAt"] > locked["nextActionLastChangedAt"]
-    assert (
-        requested["onChainStateOrResultLastChangedAt"]
-        == locked["onChainStateOrResultLastChangedAt"]
-    )
-    assert (
-        requested["nextActionOrOnChainStateOrResultLastChangedAt"]
-        == requested["nextActionLastChangedAt"]
-    )
-
-
-async def test_funds_or_datum_invalid(raw: RawApi, sandbox: SandboxPaymentService) -> None:
-    bid = (await raw.create())["blockchainIdentifier"]
-    invalid = await sandbox.mark_funds_invalid(bid)
-    assert invalid["onChainState"] == "FundsOrDatumInvalid"
-    assert (await raw.submit(bid)).status == 409
-    with pytest.raises(SandboxConflictError, match="already FundsOrDatumInvalid"):
-        await sandbox.lock_funds(bid)
-
-
-async def test_refund_request_then_seller_authorizes_the_refund(
-    raw: RawApi, sandbox: SandboxPaymentService
-) -> None:
-    bid = (await raw.create())["blockchainIdentifier"]
-    await sandbox.lock_funds(bid)
-    assert (await sandbox.request_refund(bid))["onChainState"] == "RefundRequested"
-    answer = await raw.call(
-        "POST",
-        "/payment/authorize-refund",
-        body={"network": "Preprod", "blockchainIdentifier": bid},
-    )
-    assert answer.data["NextAction"]["requestedAction"] == "AuthorizeRefundRequested"
-    refunded = await wait_for(sandbox, bid, on_chain_state="RefundWithdrawn")
-    assert refunded["WithdrawnForBuyer"] == refunded["RequestedFunds"]
-    assert refunded["WithdrawnForSeller"] == []
-
-
-async def test_a_result_after_a_refund_request_makes_a_dispute(
-    raw: RawApi, sandbox: SandboxPaymentService
-) -> None:
-    bid = (await raw.create())["blockchainIdentifier"]
-    await sandbox.lock_funds(bid)
-    await sandbox.request_refund(bid)
-    assert (await raw.submit(bid)).status == 200
-    disputed = await wait_for(sandbox, bid, on_chain_state="Disputed")
-    assert disputed["resultHash"] == RESULT_HASH
-
-
-async def test_the_buyer_disputes_a_submitted_result(
-    raw: RawApi, sandbox: SandboxPaymentService
-) -> None:
-    [bid] = sandbox.create_payments(1)
-    await sandbox.lock_funds(bid)
-    await raw.submit(bid)
-    await wait_for(sandbox, bid, on_chain_state="ResultSubmitted")
-    sandbox.settle_after = 3600  # no withdrawal before the buyer acts
-    assert (await sandbox.request_refund(bid))["onChainState"] == "Disputed"
-
-
-async def test_a_result_less_than_5_minutes_before_the_deadline_is_ignored(
-    manual: tuple[SandboxPaymentService, ManualClock, RawApi],
-) -> None:
-    sandbox, clock, api = manual
-    now = datetime.fromtimestamp(clock.now_ms() / 1000, UTC)
-    bid = (
-        await api.create(
-            payByTime=iso(now + timedelta(minutes=10)),
-            submitResultTime=iso(now + timedelta(minutes=20)),
-        )
-    )["blockchainIdentifier"]
-    await sandbox.lock_funds(bid)
-    clock.advance(16 * 60)  # 4 minutes before submitResultTime
-    answer = await api.submit(bid)
-    assert answer.status == 200
-    assert sandbox.accepted_submissions(bid) == sandbox.ignored_submissions(bid) == 1
-    clock.advance(3600)
-    payment = await api.resolve(bid)
-    assert payment["onChainState"] == "FundsLocked"
-    assert payment["NextAction"]["requestedAction"] == "SubmitResultRequested"
-
-
-async def test_the_buyer_cannot_lock_after_pay_by_time(
-    manual: tuple[SandboxPaymentService, ManualClock, RawApi],
-) -> None:
-    sandbox, clock, api = manual
-    bid = (await api.create())["blockchainIdentifier"]
-    clock.advance(13 * 3600)
-    with pytest.raises(SandboxConflictError, match="payByTime has passed"):
-        await sandbox.lock_funds(bid)
-    assert (await api.resolve(bid))["onChainState"] is None
-
-
-async def test_error_state_recovery_clears_and_retries_the_action(
+async def test_a_failed_chain_job_waits_for_a_person(
     raw: RawApi, sandbox: SandboxPaymentService
 ) -> None:
     sandbox.settle_after = 3600
@@ -190,70 +248,9 @@ async def test_error_state_recovery_clears_and_retries_the_action(
     await sandbox.lock_funds(bid)
     await raw.submit(bid)
     failed = await sandbox.fail_next_action(bid, "tx timed out")
-    assert failed["NextAction"] == {
-        "requestedAction": "WaitingForManualAction",
-        "errorType": "NetworkError",
-        "errorNote": "tx timed out",
-        "resultHash": RESULT_HASH,
-    }
-    stale = await raw.call(
-        "POST",
-        "/payment/error-state-recovery",
-        body={"network": "Preprod", "blockchainIdentifier": bid, "updatedAt": failed["createdAt"]},
-    )
-    assert stale.status == 400
-    sandbox.settle_after = 0.01
-    recovered = await raw.call(
-        "POST",
-        "/payment/error-state-recovery",
-        body={
-            "network": "Preprod",
-            "blockchainIdentifier": bid,
-            "updatedAt": failed["updatedAt"],
-            "retryPreviousAction": True,
-        },
-    )
-    assert recovered.data["NextAction"]["requestedAction"] == "SubmitResultRequested"
-    assert recovered.data["NextAction"]["errorNote"] is None
-    await wait_for(sandbox, bid, on_chain_state="ResultSubmitted")
-    again = await raw.call(
-        "POST",
-        "/payment/error-state-recovery",
-        body={"network": "Preprod", "blockchainIdentifier": bid, "updatedAt": failed["updatedAt"]},
-    )
-    assert again.status == 400
-    assert "WaitingForManualAction" in again.message
-
-
-async def test_control_endpoints_play_the_buyer(
-    raw: RawApi, sandbox: SandboxPaymentService
-) -> None:
-    bids = sandbox.create_payments(3)
-    for bid, action, state in [
-        (bids[0], "lock", "FundsLocked"),
-        (bids[1], "invalid", "FundsOrDatumInvalid"),
-    ]:
-        answer = await raw.call("POST", f"/sandbox/payments/{bid}/{action}", under_api=False)
-        assert answer.data["onChainState"] == state
-    refund = await raw.call("POST", f"/sandbox/payments/{bids[0]}/refund-request", under_api=False)
-    assert refund.data["onChainState"] == "RefundRequested"
-    manual = await raw.call(
-        "POST",
-        f"/sandbox/payments/{bids[2]}/manual-action",
-        body={"note": "stuck"},
-        under_api=False,
-    )
-    assert manual.data["NextAction"]["errorNote"] == "stuck"
-    shown = await raw.call("GET", f"/sandbox/payments/{bids[0]}", under_api=False)
-    assert shown.data == sandbox.payment(bids[0])
-    twice = await raw.call("POST", f"/sandbox/payments/{bids[0]}/lock", under_api=False)
-    assert twice.status == 409
-    unknown = await raw.call("POST", "/sandbox/payments/beef/lock", under_api=False)
-    assert unknown.status == 404
-
-
-async def test_in_process_calls_on_unknown_payments_raise(sandbox: SandboxPaymentService) -> None:
-    with pytest.raises(UnknownPaymentError):
-        await sandbox.lock_funds("beef")
-    with pytest.raises(UnknownPaymentError):
-        sandbox.accepted_submissions("beef")
+    assert failed["NextAction"]["requestedAction"] == "WaitingForManualAction"
+    assert failed["NextAction"]["errorType"] == "Unknown"
+    assert failed["NextAction"]["errorNote"].endswith("tx timed out")
+    assert failed["NextAction"]["resultHash"] == RESULT_HASH
+    with pytest.raises(SandboxConflictError, match="already waits"):
+        await sandbox.fail_next_action(bid, "again")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agentjobs.server.payments.sandbox import SandboxPaymentService
-from tests.payments.helpers import RawApi
+from agentjobs.server.payments.sandbox import SandboxPaymentService, StampMode
+from tests.payments.conftest import Manual
+from tests.payments.helpers import API_KEY, RawApi, at, iso
 
 
 def keys(payments: list[dict[str, object]]) -> list[tuple[object, object]]:
@@ -43,21 +44,97 @@ async def test_the_cursor_row_comes_again_and_ties_are_ordered_by_id(
     assert len(everything) == 5
 
 
-async def test_diff_modes_sort_on_their_own_timestamp(
-    raw: RawApi, sandbox: SandboxPaymentService
-) -> None:
-    sandbox.settle_after = 3600
+async def test_diff_modes_sort_on_their_own_timestamp(manual: Manual) -> None:
+    sandbox, api = manual.sandbox, manual.api
     older, newer = sandbox.create_payments(2, same_instant=False)
     await sandbox.lock_funds(older)
+    manual.advance(1)
     await sandbox.lock_funds(newer)
-    await raw.submit(older)  # a NextAction change only
+    manual.advance(1)
+    await api.submit(older)  # a NextAction change only
     params = {"network": "Preprod"}
-    on_chain = await raw.call("GET", "/payment/diff/onchain-state-or-result", params=params)
-    next_action = await raw.call("GET", "/payment/diff/next-action", params=params)
-    combined = await raw.diff()
+    on_chain = await api.call("GET", "/payment/diff/onchain-state-or-result", params=params)
+    next_action = await api.call("GET", "/payment/diff/next-action", params=params)
+    combined = await api.diff()
     assert [p["blockchainIdentifier"] for p in on_chain.data["Payments"]] == [older, newer]
     assert [p["blockchainIdentifier"] for p in next_action.data["Payments"]] == [newer, older]
     assert [p["blockchainIdentifier"] for p in combined] == [newer, older]
+
+
+async def test_changes_in_one_millisecond_share_their_stamp(manual: Manual) -> None:
+    # Upstream stamps with CURRENT_TIMESTAMP at millisecond precision: ties happen.
+    first, second = manual.sandbox.create_payments(2, same_instant=False)
+    await manual.sandbox.lock_funds(first)
+    await manual.sandbox.lock_funds(second)
+    page = await manual.api.diff()
+    stamps = {p["nextActionOrOnChainStateOrResultLastChangedAt"] for p in page}
+    assert len(page) == 2 and len(stamps) == 1
+    assert [p["id"] for p in page] == sorted(p["id"] for p in page)
+
+
+async def test_a_late_commit_carries_a_stamp_older_than_rows_already_seen(
+    manual: Manual,
+) -> None:
+    """A chain transaction that starts before another change and commits after it: the
+    consumer that resumes exactly at the last row seen never sees it; one that re-reads a
+    window behind its watermark does."""
+    sandbox, api = manual.sandbox, manual.api
+    slow, fast = sandbox.create_payments(2, same_instant=False)
+    sandbox.timing.commit_lag_s = 10
+    await sandbox.lock_funds(slow)  # begins now, commits in 10 s
+    sandbox.timing.commit_lag_s = 0
+    manual.advance(2)
+    await sandbox.lock_funds(fast)
+    seen = await api.diff()
+    assert [p["blockchainIdentifier"] for p in seen] == [slow, fast]
+    assert seen[0]["onChainState"] is None  # not committed yet
+    watermark = seen[-1]
+    manual.advance(10)
+    committed = await api.resolve(slow)
+    assert committed["onChainState"] == "FundsLocked"
+    assert committed["nextActionOrOnChainStateOrResultLastChangedAt"] < str(
+        watermark["nextActionOrOnChainStateOrResultLastChangedAt"]
+    )
+    resumed = await api.diff(
+        lastUpdate=str(watermark["nextActionOrOnChainStateOrResultLastChangedAt"]),
+        cursorId=str(watermark["id"]),
+    )
+    assert slow not in [p["blockchainIdentifier"] for p in resumed]
+    overlap = at(manual.now_ms() - 60_000)
+    window = await api.diff(lastUpdate=iso(overlap))
+    assert [p["onChainState"] for p in window if p["blockchainIdentifier"] == slow] == [
+        "FundsLocked"
+    ]
+
+
+async def test_a_write_that_began_before_a_change_commits_with_a_new_stamp(
+    manual: Manual,
+) -> None:
+    # Serializable isolation: the late transaction retries after the other write, so it
+    # stamps when its retry begins and applies only if it still can.
+    sandbox = manual.sandbox
+    [bid] = sandbox.create_payments(1)
+    sandbox.timing.commit_lag_s = 5
+    await sandbox.lock_funds(bid)
+    sandbox.timing.commit_lag_s = 0
+    manual.advance(1)
+    await sandbox.mark_funds_invalid(bid)
+    manual.advance(5)
+    assert (await manual.api.resolve(bid))["onChainState"] == "FundsOrDatumInvalid"
+
+
+async def test_strict_stamps_never_tie(raw: RawApi) -> None:
+    sandbox = SandboxPaymentService(api_key=API_KEY, lock_after=None, stamp_mode=StampMode.STRICT)
+    url = await sandbox.start("127.0.0.1", 0)
+    try:
+        api = RawApi(raw.session, url)
+        bids = sandbox.create_payments(3, same_instant=False)
+        for bid in bids:
+            await sandbox.lock_funds(bid)
+        stamps = [p["nextActionOrOnChainStateOrResultLastChangedAt"] for p in await api.diff()]
+        assert stamps == sorted(set(stamps)) and len(stamps) == 3
+    finally:
+        await sandbox.stop()
 
 
 async def test_diff_is_per_network(raw: RawApi, sandbox: SandboxPaymentService) -> None:

@@ -17,6 +17,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from agentjobs.server.agent import Agent, load_agent
 from agentjobs.server.api.grpc_server import GrpcServer
@@ -32,6 +33,7 @@ from agentjobs.server.payments.gateway import PaymentGateway
 from agentjobs.server.payments.masumi import MasumiPaymentGateway
 from agentjobs.server.payments.sandbox import SandboxPaymentService
 from agentjobs.server.repository.base import JobRepository
+from agentjobs.server.repository.database_url import Backend, parse_database_url
 from agentjobs.server.repository.factory import open_repository
 from agentjobs.server.services.agent_runner import AgentRunner
 from agentjobs.server.services.core import Clock, Core
@@ -64,11 +66,26 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def sandbox_state_file(database_url: str | None) -> Path | None:
+    """Where the embedded sandbox keeps its payments: beside the SQLite file, so the two
+    survive a restart together and go when the database file goes. None for memory://
+    (nothing survives anyway) and PostgreSQL (no file of ours to put it beside; several
+    replicas would each start their own sandbox)."""
+    target = parse_database_url(database_url)
+    if target.backend is not Backend.SQLITE or target.url is None or not target.url.database:
+        return None
+    return Path(f"{target.url.database}.sandbox.json")
+
+
 async def start_payments(settings: Settings) -> Payments:
     sandbox: SandboxPaymentService | None = None
     if settings.uses_sandbox:
         api_key = secrets.token_hex(16)
-        sandbox = SandboxPaymentService(api_key=api_key, lock_after=settings.sandbox_lock_after_s)
+        sandbox = SandboxPaymentService(
+            api_key=api_key,
+            lock_after=settings.sandbox_lock_after_s,
+            state_file=sandbox_state_file(settings.database_url),
+        )
         url = await sandbox.start("127.0.0.1", 0)
         agent_identifier = settings.agent_identifier or SANDBOX_AGENT_IDENTIFIER
         log.warning(

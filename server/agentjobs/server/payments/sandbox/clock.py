@@ -13,7 +13,7 @@ class Clock(Protocol):
         ...
 
     def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call `listener` whenever time jumps (the chain then re-checks what is due)."""
+        """Call `listener` whenever time jumps (the chain then runs what became due)."""
         ...
 
 
@@ -27,7 +27,8 @@ class SystemClock:
 
 
 class ManualClock:
-    """Time stands still until a test calls advance()."""
+    """Time stands still until a test calls advance(); everything the chain had due by
+    then has happened when advance() returns."""
 
     def __init__(self, start_ms: int | None = None) -> None:
         self._now_ms = SystemClock().now_ms() if start_ms is None else start_ms

@@ -3,7 +3,8 @@
     sandbox.faults.latency_s = 3.0      # every answer this much later
     sandbox.faults.error_rate = 1.0     # this fraction of requests answered 500
     sandbox.faults.drop_next = 2        # close the next 2 connections without answering
-    sandbox.faults.conflict_next = 5    # answer the next 5 submit-results 409
+    sandbox.faults.conflict_next = 5    # the next 5 submit-result / authorize-refund /
+                                        # error-state-recovery calls lose a race: 409
     sandbox.faults.malformed_next = 1   # answer the next request 200 with malformed_body
 
 Only requests whose method is in `drop_methods` (POST by default) are dropped: an HTTP

@@ -1,4 +1,9 @@
-"""Runs the simulated chain's delayed steps when the sandbox clock reaches them."""
+"""Runs the simulated chain's steps when the sandbox clock reaches them.
+
+While a step runs, `now_ms()` is the moment it was due, not the moment it ran: a
+ManualClock moved an hour ahead replays the hour's events at their own times, and a step
+may schedule a follow-up that is already due (it runs in the same pass).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,17 +36,44 @@ class Scheduler:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        clock.subscribe(self._wake.set)
+        self._running_due: int | None = None
+        # Periodic chain jobs tick at whole intervals from here, as upstream's timers do.
+        self.epoch_ms = clock.now_ms()
+        clock.subscribe(self._time_jumped)
 
     @property
     def pending(self) -> int:
         return len(self._heap)
 
+    def now_ms(self) -> int:
+        return self._clock.now_ms() if self._running_due is None else self._running_due
+
+    def at(self, due_ms: int, name: str, step: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, _Due(due_ms, next(self._seq), name, step))
+        self._wake.set()
+
     def after(self, delay_s: float, name: str, step: Callable[[], None]) -> None:
         """Run `step` once the clock is `delay_s` later than now."""
-        due = self._clock.now_ms() + round(delay_s * 1000)
-        heapq.heappush(self._heap, _Due(due, next(self._seq), name, step))
-        self._wake.set()
+        self.at(self.now_ms() + round(delay_s * 1000), name, step)
+
+    def next_tick_ms(self, interval_s: float, not_before_ms: int | None = None) -> int:
+        """The first tick of a job running every `interval_s` that comes after now (and
+        not before `not_before_ms`)."""
+        earliest = max(self.now_ms() + 1, not_before_ms or 0)
+        interval_ms = round(interval_s * 1000)
+        if interval_ms <= 0:
+            return earliest
+        ticks = math.ceil((earliest - self.epoch_ms) / interval_ms)
+        return self.epoch_ms + max(ticks, 0) * interval_ms
+
+    def at_next_tick(
+        self,
+        interval_s: float,
+        name: str,
+        step: Callable[[], None],
+        not_before_ms: int | None = None,
+    ) -> None:
+        self.at(self.next_tick_ms(interval_s, not_before_ms), name, step)
 
     def start(self) -> None:
         if self._task is None:
@@ -57,11 +90,18 @@ class Scheduler:
         now = self._clock.now_ms()
         while self._heap and self._heap[0].due_ms <= now:
             due = heapq.heappop(self._heap)
+            self._running_due = due.due_ms
             try:
                 due.step()
             except Exception:
                 # One broken step must not stop the chain for every other payment.
                 log.exception("sandbox chain step %r failed", due.name)
+            finally:
+                self._running_due = None
+
+    def _time_jumped(self) -> None:
+        self.run_due()
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -74,3 +114,17 @@ class Scheduler:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+class ChainTime:
+    """The time the chain and its books see: a step's due time while it runs."""
+
+    def __init__(self, scheduler: Scheduler, clock: Clock) -> None:
+        self._scheduler = scheduler
+        self._clock = clock
+
+    def now_ms(self) -> int:
+        return self._scheduler.now_ms()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._clock.subscribe(listener)

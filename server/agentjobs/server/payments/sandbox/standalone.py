@@ -12,6 +12,7 @@ from agentjobs.server.payments.sandbox.service import SandboxPaymentService
 def banner(sandbox: SandboxPaymentService) -> str:
     root = sandbox.url.removesuffix(API_PREFIX)
     key = sandbox.api_key
+    timing = sandbox.timing
     buyer = (
         "only when told (see below)"
         if sandbox.lock_after is None
@@ -21,12 +22,14 @@ def banner(sandbox: SandboxPaymentService) -> str:
 Sandbox Masumi payment service: payments are simulated, no real funds move.
   PAYMENT_SERVICE_URL={sandbox.url}
   PAYMENT_API_KEY={key}
-The simulated buyer locks funds {buyer}; each chain step takes {sandbox.settle_after:g}s.
+The simulated buyer locks funds {buyer}; the chain jobs run every {timing.job_interval_s:g}s
+and their transactions confirm {sandbox.settle_after:g}s later (docs/PAYMENT-SERVICE.md).
 Play the buyer by hand (<bid> = a blockchainIdentifier):
   curl -X POST -H 'token: {key}' {root}{CONTROL_PREFIX}/payments/<bid>/lock
   curl -X POST -H 'token: {key}' {root}{CONTROL_PREFIX}/payments/<bid>/invalid
   curl -X POST -H 'token: {key}' {root}{CONTROL_PREFIX}/payments/<bid>/refund-request
   curl -H 'token: {key}' {root}{CONTROL_PREFIX}/payments/<bid>
+  curl -H 'token: {key}' {root}{CONTROL_PREFIX}/requests
 """
 
 
