@@ -21,7 +21,15 @@ AGENT_IDENTIFIER = "servicestest" + "0" * 60
 
 @pytest.fixture
 async def payment_service() -> AsyncIterator[SandboxPaymentService]:
-    service = SandboxPaymentService(api_key=API_KEY, lock_after=None, settle_after=0.02)
+    # The chain's jobs run every 10 ms here (upstream: every 15 s); their order and
+    # windows are upstream's.
+    service = SandboxPaymentService(
+        api_key=API_KEY,
+        lock_after=None,
+        settle_after=0.02,
+        job_interval=0.01,
+        decision_interval=0.01,
+    )
     await service.start("127.0.0.1", 0)
     try:
         yield service

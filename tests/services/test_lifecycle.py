@@ -117,6 +117,7 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
         assert (await invoice(server, job)).status is InvoiceStatus.PENDING
 
         await payment_service.lock_funds(bid)
+        chain_clock.advance(1)  # the buyer's transaction confirms
         await watch_until(server, job.job_id, lambda j: j.status is JobStatus.RUNNING)
         async with asyncio.timeout(10):
             await scripted.wait_for_calls(1)
@@ -135,7 +136,9 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
         # Accepted by the payment service, not on chain yet: unconfirmed.
         assert (await invoice(server, job)).status is InvoiceStatus.SUBMITTED
 
-        chain_clock.advance(1)  # the result lands on chain
+        # The payment service's submit-result job (every 15 s) builds the transaction,
+        # which then confirms.
+        chain_clock.advance(60)
         async with asyncio.timeout(10):
             await payment_service.wait_for(bid, on_chain_state=OnChainState.RESULT_SUBMITTED)
         assert await poll_round(server)
@@ -145,7 +148,9 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
             OnChainState.RESULT_SUBMITTED,
         )
 
-        chain_clock.advance(1)  # the seller's wallet withdraws
+        # The seller's wallet withdraws some 10 minutes after unlockTime.
+        unlock_ms = int(payment_service.payment(bid)["unlockTime"])
+        chain_clock.advance((unlock_ms - chain_clock.now_ms()) / 1000 + 15 * 60)
         async with asyncio.timeout(10):
             await payment_service.wait_for(bid, on_chain_state=OnChainState.WITHDRAWN)
         assert await poll_round(server)
@@ -200,12 +205,19 @@ async def test_replayed_diff_pages_change_nothing(
 
 @pytest.fixture
 async def server_with_a_withdrawn_job(
-    tmp_path: Path, payment_service: SandboxPaymentService, scripted: ScriptedAgent
+    tmp_path: Path,
+    stepped_chain: tuple[SandboxPaymentService, ManualClock],
+    scripted: ScriptedAgent,
 ) -> Any:
+    payment_service, chain_clock = stepped_chain
     async with serve(tmp_path, payment_service, scripted.agent) as server:
         job = await server.app.jobs.start_job(purchaser(), {"text": "replay"})
         await payment_service.lock_funds(job.blockchain_identifier)
+        chain_clock.advance(1)
         assert (await watch_until(server, job.job_id)).status is JobStatus.COMPLETED
+        chain_clock.advance(60)
+        unlock_ms = int(payment_service.payment(job.blockchain_identifier)["unlockTime"])
+        chain_clock.advance((unlock_ms - chain_clock.now_ms()) / 1000 + 15 * 60)
         async with asyncio.timeout(10):
             await payment_service.wait_for(
                 job.blockchain_identifier, on_chain_state=OnChainState.WITHDRAWN

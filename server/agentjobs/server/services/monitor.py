@@ -107,7 +107,7 @@ class PaymentMonitor:
         self.leadership = Leadership(core)
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
-        self._seen: OrderedDict[tuple[str, datetime], None] = OrderedDict()
+        self._seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._sources: list[PaymentSourceType] = [configured_source]
         self._sources_read_at = -math.inf
         # Pages read by the sweep under way, and by the last complete one, per source.
@@ -130,6 +130,8 @@ class PaymentMonitor:
         try:
             while not self._stop.is_set():
                 began = time.monotonic()
+                # A poke that came before this round began is answered by this round.
+                self._poke.clear()
                 self._rounds_begun += 1
                 ok = False
                 try:
@@ -150,7 +152,6 @@ class PaymentMonitor:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
                         await self._poke.wait()
-                self._poke.clear()
         finally:
             lease_loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -209,8 +210,10 @@ class PaymentMonitor:
         repository = self._core.repository
         head_name, sweep_name = watermark_names(source)
         head = await repository.get_watermark(head_name) or await self._first_watermark()
-        sweep = await repository.get_watermark(sweep_name)
         self._saved[head_name] = head
+        if not self._overlap:
+            return await self._read_head(source, head_name, head)
+        sweep = await repository.get_watermark(sweep_name)
         if sweep is not None:
             self._saved[sweep_name] = sweep
         if sweep is None or _key(sweep) >= _key(head):
@@ -240,11 +243,14 @@ class PaymentMonitor:
             if not at_head and pages >= budget:
                 break
         # Sweep budget spent: read the head on from where it stood.
-        cursor = head
+        return applied + await self._read_head(source, head_name, head)
+
+    async def _read_head(self, source: PaymentSourceType, name: str, head: Watermark) -> int:
+        applied, cursor = 0, head
         while True:
             changes = await self._diff(cursor, source)
             moved = changes.watermark or cursor
-            applied += await self._apply(changes, [(head_name, moved)])
+            applied += await self._apply(changes, [(name, moved)])
             cursor = moved
             if not changes.more:
                 return applied
@@ -340,8 +346,19 @@ class PaymentMonitor:
             self._seen.popitem(last=False)
 
 
-def _seen_key(payment: PaymentState) -> tuple[str, datetime]:
-    return (payment.payment_id or payment.blockchain_identifier, payment.changed_at or datetime.min)
+def _seen_key(payment: PaymentState) -> tuple[object, ...]:
+    """A payment as seen: its id, its change stamp and what it says. The stamp alone is
+    not enough: two changes in one millisecond share it."""
+    return (
+        payment.payment_id or payment.blockchain_identifier,
+        payment.changed_at,
+        payment.on_chain_state,
+        payment.requested_action,
+        payment.next_action_result_hash,
+        payment.result_hash,
+        payment.error_type,
+        payment.error_note,
+    )
 
 
 def _intent_for(payment: PaymentState, candidates: list[Job]) -> Job | None:

@@ -3,8 +3,9 @@
 V1 (Web3CardanoV1): no seller transaction can hand locked funds back (AuthorizeRefund
 executes only from Disputed); a buyer whose job got no result withdraws them after
 submitResultTime (WithdrawRefund from FundsLocked or RefundRequested).
-V2 (Web3CardanoV2): the seller may AuthorizeRefund from FundsLocked, ResultSubmitted,
-RefundRequested and Disputed; the buyer can then withdraw at once. We do so.
+V2 (Web3CardanoV2): once the buyer has asked for a refund (RefundRequested) the seller
+may AuthorizeRefund, and the buyer can then withdraw at once: we do so. (The contract
+would also allow it from FundsLocked; the payment service's 0.28.0 route refuses that.)
 """
 
 from __future__ import annotations
@@ -49,16 +50,21 @@ def money_after_failure(
         return None, None
     funds = describe_amounts(invoice.amounts)
     if on_chain_state in _REFUNDABLE:
-        if is_v2(job):
+        if is_v2(job) and on_chain_state == OnChainState.REFUND_REQUESTED:
             return Scheduled(Step.REFUND, now_ms), (
                 f"the buyer's {funds} are locked for payment {job.blockchain_identifier}; "
                 "a refund is being authorized (V2), so the buyer can withdraw them at once; "
                 "nothing is earned"
             )
+        how = (
+            "a refund request from the buyer will be authorized at once (V2)"
+            if is_v2(job)
+            else "no seller action returns them on V1"
+        )
         return Scheduled(Step.FOLLOW, max(now_ms, job.submit_result_time) + MINUTE_MS), (
             f"the buyer's {funds} stay locked for payment {job.blockchain_identifier} "
             f"until submitResultTime ({iso(job.submit_result_time)}); then the buyer can "
-            "withdraw them (no seller action returns them on V1); nothing is earned"
+            f"withdraw them ({how}); nothing is earned"
         )
     return Scheduled(Step.FOLLOW, now_ms + policy.retry_max_ms), (
         f"payment {job.blockchain_identifier} is {on_chain_state}; its {funds} are "

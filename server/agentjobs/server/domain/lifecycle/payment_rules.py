@@ -351,6 +351,10 @@ def _error_changed(
     policy: Policy,
 ) -> Decision:
     recorded = Decision(invoice=InvoiceChange(next_action=error))
+    if error and payment.on_chain_state in SETTLED_STATES:
+        # The money has moved for good; the payment service's own note about it (e.g.
+        # "Unexpected state change detected") is kept, nothing is left to do.
+        return recorded
     if not error:
         cleared = (
             attention_cleared(job)

@@ -36,17 +36,13 @@ from agentjobs.server.domain.payment import PaymentState as Payment
 from agentjobs.server.domain.status import JobStatus
 from agentjobs.server.domain.steps import Scheduled, Step
 
-# Where each source type lets the seller authorize a refund (the contracts' rules).
+# Where the seller's authorize-refund does something on chain. V1's contract executes
+# AuthorizeRefund only from Disputed (the 0.28.0 route also takes RefundRequested, and
+# the chain job never acts on it). V2's contract also allows FundsLocked and
+# ResultSubmitted, but the 0.28.0 route refuses them (404): RefundRequested and Disputed.
 REFUNDABLE_BY_SELLER = {
     False: frozenset({OnChainState.DISPUTED}),
-    True: frozenset(
-        {
-            OnChainState.FUNDS_LOCKED,
-            OnChainState.RESULT_SUBMITTED,
-            OnChainState.REFUND_REQUESTED,
-            OnChainState.DISPUTED,
-        }
-    ),
+    True: frozenset({OnChainState.REFUND_REQUESTED, OnChainState.DISPUTED}),
 }
 
 
