@@ -112,19 +112,6 @@ def test_v2_paid_failure_after_a_refund_request_authorizes_the_refund(status: Jo
     assert "a refund is being authorized (V2)" in warning and "nothing is earned" in warning
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "failure.money_after_failure schedules REFUND for a V2 payment in FundsLocked, but "
-        "masumi-payment-service 0.28.0 takes authorize-refund only from Disputed or "
-        "RefundRequested (src/routes/api/payments/authorize-refund/index.ts:42-44: "
-        "`onChainState: { in: [Disputed, RefundRequested] }`, else 404; the V2 chain job "
-        "packages/payment-source-v2/src/services/payments/authorize-refund/service.ts:981-983 "
-        "picks only those two states). The refund call can never succeed: the buyer "
-        "withdraws after submitResultTime (V2 diagram: FundsLocked --> [*] WithdrawRefund), "
-        "as on V1, so the payment should be followed until then."
-    ),
-)
 def test_v2_paid_failure_with_funds_locked_is_followed_until_the_buyer_withdraws() -> None:
     decision = fail(a_job(S.RUNNING, V2), paid(State.FUNDS_LOCKED, V2))
     assert decision.step == Scheduled(Step.FOLLOW, SUBMIT_BY + MINUTE)

@@ -200,17 +200,6 @@ def test_funds_locked_after_the_job_failed_needs_attention_v1() -> None:
     assert decision.step == Scheduled(Step.FOLLOW, SUBMIT_BY + MINUTE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "For a V2 job that failed before the lock, _funds_locked schedules REFUND (via "
-        "money_after_failure), but masumi-payment-service 0.28.0 answers authorize-refund "
-        "with 404 unless onChainState is Disputed or RefundRequested "
-        "(src/routes/api/payments/authorize-refund/index.ts:42-44). The buyer withdraws "
-        "after submitResultTime (V2 diagram FundsLocked --> [*] WithdrawRefund): follow "
-        "the payment until then, as on V1."
-    ),
-)
 def test_funds_locked_after_the_job_failed_v2_is_followed_not_refunded() -> None:
     job = a_job(S.FAILED, V2, error=JobError(reason="PAYMENT_EXPIRED", message="late"))
     invoice = an_invoice(InvoiceStatus.EXPIRED, None, source=V2)
@@ -259,31 +248,18 @@ def test_funds_or_datum_invalid_fails_the_job_without_running_it(
     assert decision.step is None
 
 
-def test_funds_or_datum_invalid_after_the_job_expired_only_marks_the_invoice() -> None:
+def test_funds_or_datum_invalid_after_the_job_expired_marks_the_invoice_for_a_person() -> None:
+    """The job stays as it is; the buyer's stuck transaction is shown to a person."""
     job = a_job(S.FAILED, error=JobError(reason="PAYMENT_EXPIRED", message="late"))
     invoice = an_invoice(InvoiceStatus.EXPIRED, None)
     decision = decide(job, invoice, payment(State.FUNDS_OR_DATUM_INVALID), PAY_BY + GRACE)
-    assert decision == Decision(
-        invoice=InvoiceChange(
-            status=InvoiceStatus.INVALID, on_chain_state=State.FUNDS_OR_DATUM_INVALID
-        )
+    assert decision.status is None
+    assert decision.invoice == InvoiceChange(
+        status=InvoiceStatus.INVALID, on_chain_state=State.FUNDS_OR_DATUM_INVALID
     )
+    assert attention_of(job, decision, PAY_BY + GRACE) == AttentionReason.FUNDS_OR_DATUM_INVALID
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "AttentionReason.FUNDS_OR_DATUM_INVALID is never set: issue 11 lists "
-        "FundsOrDatumInvalid among the payments that need a person. Upstream tx-sync "
-        "(src/services/transactions/tx-sync/tx/index.ts:946-1101 sets the state, "
-        "1178-1182 the NextAction) writes it as "
-        "WaitingForManualAction with an errorNote and no errorType, so on_payment raises "
-        "PAYMENT_ERROR advising `agentjobs recover`, which error-state-recovery refuses "
-        "with 400 'not in an error state' (src/routes/api/payments/error-state-recovery/"
-        "index.ts:96-98). The job should carry attention FUNDS_OR_DATUM_INVALID with no "
-        "recover action."
-    ),
-)
 @pytest.mark.parametrize("source", SOURCES)
 def test_funds_or_datum_invalid_needs_attention_not_a_recovery(
     source: PaymentSourceType,
@@ -340,15 +316,6 @@ def test_our_result_on_chain_completes_a_job_whose_200_was_lost(
     assert decision.step == Scheduled(Step.FOLLOW, UNLOCK + LAG)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "payment_rules._result_on_chain writes `{'result_hash': ours}` where `ours` is the "
-        "bool `bool(job.result_hash) and payment.result_hash == job.result_hash`: the "
-        "RESULT_SUBMITTED event records True instead of the hash (on_submitted records "
-        "job.result_hash)."
-    ),
-)
 def test_our_result_found_on_chain_records_its_hash() -> None:
     job, invoice = running_with_result(), an_invoice(InvoiceStatus.PAID, State.FUNDS_LOCKED)
     decision = decide(
@@ -464,10 +431,13 @@ def test_a_dispute_needs_attention_with_the_refund_command(
     assert len(decision.warnings) == 1
 
 
-def test_a_dispute_while_our_submission_is_not_yet_recorded_leaves_the_job_running() -> None:
+def test_a_dispute_with_our_unrecorded_submission_completes_the_job() -> None:
+    """Our hash is on chain (the submission landed from RefundRequested as Disputed)
+    though we never wrote down its 200: the buyer has the result; a person decides the
+    dispute."""
     job, invoice = running_with_result(), an_invoice(InvoiceStatus.PAID, State.REFUND_REQUESTED)
     decision = decide(job, invoice, payment(State.DISPUTED, result_hash=RESULT_HASH), EARLY)
-    assert decision.status is None and decision.step is KEEP
+    assert decision.status is S.COMPLETED
     assert attention_of(job, decision, EARLY) == AttentionReason.DISPUTED
 
 
@@ -497,17 +467,6 @@ def test_v2_refund_authorized_leaves_nothing_to_do(status: JobStatus) -> None:
     assert decision.status is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A V2 RefundAuthorized meeting a RUNNING job (e.g. after `agentjobs refund` while it "
-        "ran: on_operator_refund does not look at the job's status) clears the job's step "
-        "and leaves it RUNNING: nothing will ever finish it if the buyer does not withdraw. "
-        "SubmitResult is 'explicitly not allowed from WithdrawAuthorized or RefundAuthorized' "
-        "(smart-contracts/payment-v2/state_machine_diagram.md, SubmitResult): the job can "
-        "no longer be delivered and should fail (the refund is authorized; nothing earned)."
-    ),
-)
 def test_v2_refund_authorized_while_the_job_runs_fails_it() -> None:
     job = a_job(S.RUNNING, V2)
     invoice = an_invoice(InvoiceStatus.PAID, State.REFUND_REQUESTED, source=V2)
@@ -674,21 +633,7 @@ def _meetings() -> list[Meeting]:
     return list(dict.fromkeys(found))
 
 
-RUNNING_REFUND_AUTHORIZED = Meeting(V2, S.RUNNING, State.REFUND_REQUESTED, State.REFUND_AUTHORIZED)
-MEETINGS = [
-    pytest.param(
-        m,
-        id=m.id,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a RUNNING job left with no step by RefundAuthorized (see "
-            "test_v2_refund_authorized_while_the_job_runs_fails_it)",
-        ),
-    )
-    if m == RUNNING_REFUND_AUTHORIZED
-    else pytest.param(m, id=m.id)
-    for m in _meetings()
-]
+MEETINGS = [pytest.param(m, id=m.id) for m in _meetings()]
 
 
 def _job_for(m: Meeting) -> Job:
@@ -970,18 +915,6 @@ def test_a_submission_initiated_past_the_cutoff_is_not_called_lost() -> None:
     assert "attention" not in decision.fields
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A COMPLETED job whose submission is no longer queued (FundsLocked / "
-        "WaitingForExternalAction, e.g. the error was cleared without retryPreviousAction: "
-        "error-state-recovery/index.ts:196-200 writes WaitingForExternalAction) is followed "
-        "every 10 min with no attention, although past submitResultTime - 5 min the result "
-        "can no longer reach the chain (submit-result/service.ts:352-354) and the buyer can "
-        "withdraw after submitResultTime. Issue 11: a submission that cannot land needs "
-        "attention."
-    ),
-)
 def test_a_submission_that_vanished_past_the_cutoff_needs_attention() -> None:
     job = a_job(S.COMPLETED)
     now = SUBMIT_BY - 4 * MINUTE

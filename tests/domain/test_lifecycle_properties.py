@@ -664,20 +664,6 @@ def test_the_happy_path_through_the_state_machine(source: PaymentSourceType) -> 
     machine.teardown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A RUNNING job whose submit-result answer was lost and whose submission the chain "
-        "job parked is recovered (RECOVER -> on_recovered -> FOLLOW, still RUNNING). When "
-        "the retried submission lands from RefundRequested, the payment is Disputed with "
-        "our hash (submit-result/service.ts:62-67 determineNewContractState), and "
-        "payment_rules completes a RUNNING job only for ResultSubmitted (_result_on_chain): "
-        "on_follow's _next_look gives Disputed no step, so the job stays RUNNING with no "
-        "step for ever and the buyer never sees the result (Job.result is shown only once "
-        "COMPLETED). Disputed (and WithdrawAuthorized / Withdrawn / DisputedWithdrawn) with "
-        "our result hash on chain should complete a RUNNING job as ResultSubmitted does."
-    ),
-)
 @pytest.mark.parametrize("source", SOURCES)
 def test_a_recovered_submission_landing_as_a_dispute_completes_the_job(
     source: PaymentSourceType,

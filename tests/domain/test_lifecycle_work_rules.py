@@ -400,16 +400,6 @@ def test_a_second_403_adds_no_second_event() -> None:
     assert again.events == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "on_submit_refused_key retries at max(now, last_submit - 60 s): a 403 within the "
-        "last minute before the last submit moment is retried at `now`, again and again "
-        "(a hot loop of 403s against the payment service until last_submit passes), not "
-        "'rarely'. The next try should be later than now and no later than last_submit "
-        "(where on_submit_claimed fails the job)."
-    ),
-)
 def test_a_403_in_the_last_minute_is_not_retried_at_once() -> None:
     now = LAST_SUBMIT - 30_000
     decision = on_submit_refused_key(running_with_result(), at(now), POLICY)
@@ -557,13 +547,11 @@ V2_REFUND_REASON = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=V2_REFUND_REASON)
 @pytest.mark.parametrize("state", [State.FUNDS_LOCKED, State.RESULT_SUBMITTED])
 def test_v2_refund_from_a_state_the_service_refuses_is_not_possible(state: str) -> None:
     assert not refund_possible(a_job(S.COMPLETED, V2), payment(state, source=V2))
 
 
-@pytest.mark.xfail(strict=True, reason=V2_REFUND_REASON)
 def test_v2_operator_refund_of_locked_funds_is_refused() -> None:
     with pytest.raises(OperationNotPossibleError):
         on_operator_refund(a_job(S.COMPLETED, V2), payment(State.FUNDS_LOCKED, source=V2), NOW)
@@ -740,18 +728,6 @@ def test_operator_recover_with_nothing_to_recover_says_so(job: Job) -> None:
     assert raised.value.metadata == {"job_id": job.job_id}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "on_operator_recover schedules RECOVER for any WaitingForManualAction, but "
-        "error-state-recovery answers 400 for a payment with no onChainState "
-        "(src/routes/api/payments/error-state-recovery/index.ts:81-86), with no errorType "
-        "(:96-98; FundsOrDatumInvalid is parked so by tx-sync), and, since we send "
-        "retryPreviousAction: true (payments/masumi.py:247), for Withdrawn / "
-        "RefundWithdrawn / DisputedWithdrawn (:116-121). The operator should get "
-        "NOTHING_TO_RECOVER (or a reason naming the refusal) instead of a step bound to fail."
-    ),
-)
 @pytest.mark.parametrize(
     "parked",
     [

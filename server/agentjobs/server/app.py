@@ -227,9 +227,7 @@ class App:
         )
         released = await self.repository.release_all(self.replica_id)
         if released:
-            log.info(
-                "took back %d step(s) this replica id held when it last stopped", released
-            )
+            log.info("took back %d step(s) this replica id held when it last stopped", released)
         await self.heartbeat.beat()
         await self.grpc.start()
         await self.http.start()

@@ -151,8 +151,15 @@ def _state_changed(
         return _funds_locked(job, invoice, payment, now, policy)
     if state == OnChainState.FUNDS_OR_DATUM_INVALID:
         change = InvoiceChange(status=InvoiceStatus.INVALID, on_chain_state=state)
+        note = payment.error_note or "the payment service found them invalid"
+        message = (
+            f"the buyer's funds or datum for payment {job.blockchain_identifier} are "
+            f"invalid ({note}): nothing is locked for us and the job is not run; the "
+            "buyer's transaction is theirs to recover"
+        )
+        flagged = needs_attention(job, AttentionReason.FUNDS_OR_DATUM_INVALID, message, "", now)
         if job.is_terminal:
-            return Decision(invoice=change)
+            return Decision(invoice=change).then(flagged)
         return failure(
             job,
             None,
@@ -161,7 +168,7 @@ def _state_changed(
             now_ms,
             policy,
             invoice_change=change,
-        )
+        ).then(flagged)
     if state == OnChainState.RESULT_SUBMITTED:
         return _result_on_chain(job, invoice, payment, now, policy)
     if state == OnChainState.REFUND_REQUESTED:
@@ -190,6 +197,23 @@ def _state_changed(
             step=Scheduled(Step.FOLLOW, now_ms + policy.withdraw_lag_ms),
         ).then(attention_cleared(job))
     if state == OnChainState.REFUND_AUTHORIZED:
+        if not job.is_terminal:
+            # V2: SubmitResult is not possible from RefundAuthorized: the job can never
+            # be delivered now.
+            return (
+                failure(
+                    job,
+                    None,
+                    "REFUND_AUTHORIZED",
+                    "a refund was authorized before the job finished; its result can no "
+                    "longer be submitted",
+                    now_ms,
+                    policy,
+                    invoice_change=InvoiceChange(on_chain_state=state),
+                )
+                .with_step(None)
+                .then(attention_cleared(job))
+            )
         return Decision(
             invoice=InvoiceChange(on_chain_state=state),
             events=(
@@ -376,7 +400,13 @@ def _error_changed(
         and payment.next_action_result_hash == job.result_hash
         and job.status in (JobStatus.COMPLETED, JobStatus.RUNNING)
     )
-    if ours and now_ms < policy.last_submit(job) and job.recoveries < policy.max_recoveries:
+    recoverable = bool(payment.error_type)  # error-state-recovery refuses the others
+    if (
+        ours
+        and recoverable
+        and now_ms < policy.last_submit(job)
+        and job.recoveries < policy.max_recoveries
+    ):
         return recorded.then(
             Decision(
                 events=(
@@ -397,8 +427,15 @@ def _error_changed(
             else f"; recover it with `{action}` before {iso(policy.last_submit(job))}"
         )
         reason = AttentionReason.SUBMISSION_FAILED
-    else:
+    elif recoverable:
         message = f"the payment is waiting for manual action: {error}; retry with `{action}`"
+        reason = AttentionReason.PAYMENT_ERROR
+    else:
+        message = (
+            f"the payment is waiting for manual action: {error}; the payment service "
+            "cannot retry it (no error type): look at the payment in its admin interface"
+        )
+        action = ""
         reason = AttentionReason.PAYMENT_ERROR
     return recorded.then(needs_attention(job, reason, message, action, now))
 
@@ -441,6 +478,28 @@ def _next_look(
         return needs_attention(
             job, AttentionReason.SUBMISSION_NOT_PICKED_UP, message, "", now
         ).with_step(Scheduled(Step.FOLLOW, job.submit_result_time + policy.withdraw_lag_ms))
+    vanished = (
+        job.status is JobStatus.COMPLETED
+        and action == NextAction.WAITING_FOR_EXTERNAL_ACTION
+        and state in (OnChainState.FUNDS_LOCKED, OnChainState.REFUND_REQUESTED)
+        and not payment.result_hash
+    )
+    if vanished:
+        late = now_ms >= job.submit_result_time - policy.chain_cutoff_ms
+        message = (
+            "our submission is no longer queued at the payment service (its error was "
+            "cleared without a retry?) and the result is not on chain"
+            + (
+                f"; it can no longer land: the buyer can withdraw after {iso(job.submit_result_time)}"
+                if late
+                else ": look at the payment in the payment service's admin interface"
+            )
+        )
+        return needs_attention(
+            job, AttentionReason.SUBMISSION_NOT_PICKED_UP, message, "", now
+        ).with_step(
+            Scheduled(Step.FOLLOW, max(now_ms + policy.retry_max_ms, job.submit_result_time))
+        )
     if action in (NextAction.SUBMIT_RESULT_REQUESTED, NextAction.SUBMIT_RESULT_INITIATED):
         delay = min(policy.backoff(max(job.attempt, 1)) * 4, policy.chain_pickup_ms)
         return Decision(step=Scheduled(Step.FOLLOW, now_ms + max(delay, policy.retry_base_ms)))

@@ -31,7 +31,12 @@ from agentjobs.server.domain.lifecycle.decision import (
 from agentjobs.server.domain.lifecycle.failure import failure, is_v2
 from agentjobs.server.domain.lifecycle.payment_rules import ms, on_follow
 from agentjobs.server.domain.lifecycle.policy import Policy
-from agentjobs.server.domain.payment import IN_PROGRESS_ACTIONS, NextAction, OnChainState
+from agentjobs.server.domain.payment import (
+    IN_PROGRESS_ACTIONS,
+    SETTLED_STATES,
+    NextAction,
+    OnChainState,
+)
 from agentjobs.server.domain.payment import PaymentState as Payment
 from agentjobs.server.domain.status import JobStatus
 from agentjobs.server.domain.steps import Scheduled, Step
@@ -219,7 +224,10 @@ def on_submit_refused_key(job: Job, now: datetime, policy: Policy) -> Decision:
         "the current PAYMENT_API_KEY; restore the key that created it (then "
         f"`agentjobs recover {job.job_id}`)"
     )
-    retry_at = min(now_ms + policy.key_retry_ms, max(now_ms, policy.last_submit(job) - 60_000))
+    # Rarely, but once more before the last moment (never at once: no hot loop).
+    retry_at = min(
+        now_ms + policy.key_retry_ms, max(now_ms + 1_000, policy.last_submit(job) - 1_000)
+    )
     return needs_attention(
         job, AttentionReason.API_KEY_MISMATCH, message, f"agentjobs recover {job.job_id}", now
     ).with_step(Scheduled(Step.SUBMIT, retry_at))
@@ -350,7 +358,21 @@ def on_operator_refund(job: Job, payment: Payment, now: datetime) -> Decision:
 def on_operator_recover(job: Job, payment: Payment, now: datetime, policy: Policy) -> Decision:
     now_ms = ms(now)
     if payment.needs_manual_action:
-        return Decision(step=Scheduled(Step.RECOVER, now_ms))
+        # error-state-recovery answers 400 for these: say so rather than fail later.
+        refusal = None
+        if payment.on_chain_state is None:
+            refusal = "it was never paid"
+        elif not payment.error_type:
+            refusal = "its error has no type (the payment service cannot retry it)"
+        elif payment.on_chain_state in SETTLED_STATES:
+            refusal = f"its money has moved for good ({payment.on_chain_state})"
+        if refusal is None:
+            return Decision(step=Scheduled(Step.RECOVER, now_ms))
+        raise OperationNotPossibleError(
+            f"the payment of job {job.job_id} cannot be recovered: {refusal}",
+            reason="NOTHING_TO_RECOVER",
+            metadata={"job_id": job.job_id, "on_chain_state": payment.on_chain_state or ""},
+        )
     if (
         job.attention is not None
         and job.attention.reason == AttentionReason.API_KEY_MISMATCH

@@ -11,7 +11,6 @@ by the same statement: there is no separate rescuer and nothing is "re-run at bo
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from datetime import UTC, datetime
 
 from sqlalchemy import case, delete, func, insert, or_, select, update
