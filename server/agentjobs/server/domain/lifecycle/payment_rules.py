@@ -490,7 +490,8 @@ def _next_look(
             "our submission is no longer queued at the payment service (its error was "
             "cleared without a retry?) and the result is not on chain"
             + (
-                f"; it can no longer land: the buyer can withdraw after {iso(job.submit_result_time)}"
+                "; it can no longer land: the buyer can withdraw after "
+                + iso(job.submit_result_time)
                 if late
                 else ": look at the payment in the payment service's admin interface"
             )
