@@ -508,9 +508,11 @@ def _next_look(
         unlock = job.unlock_time + policy.withdraw_lag_ms
         if now_ms < unlock:
             return Decision(step=Scheduled(Step.FOLLOW, unlock))
-        late = now_ms - unlock
-        follow = Decision(step=Scheduled(Step.FOLLOW, now_ms + max(policy.withdraw_lag_ms, late)))
-        if late > 4 * policy.withdraw_lag_ms:
+        behind = now_ms - unlock
+        # Looked at less and less often, at least daily.
+        pause = min(max(policy.withdraw_lag_ms, behind), 24 * 60 * 60_000)
+        follow = Decision(step=Scheduled(Step.FOLLOW, now_ms + pause))
+        if behind > 4 * policy.withdraw_lag_ms:
             message = (
                 f"payment {job.blockchain_identifier} is withdrawable since "
                 f"{iso(job.unlock_time)} but the payment service has not withdrawn it"
