@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from agentjobs.server.agent import Agent, load_agent
 from agentjobs.server.api.grpc_server import GrpcServer
 from agentjobs.server.api.http_front import create_http_app
-from agentjobs.server.api.http_server import HttpServer
+from agentjobs.server.api.http_server import HttpLimits, HttpServer
 from agentjobs.server.api.metrics import Metrics
 from agentjobs.server.config import Settings
 from agentjobs.server.payments.gateway import PaymentGateway
@@ -20,6 +21,7 @@ from agentjobs.server.payments.masumi import MasumiPaymentGateway
 from agentjobs.server.payments.sandbox import SandboxPaymentService
 from agentjobs.server.repository.base import JobRepository
 from agentjobs.server.repository.factory import open_repository
+from agentjobs.server.services.availability import PaymentServiceHealth
 from agentjobs.server.services.book import JobBook, JobChanges
 from agentjobs.server.services.earnings import EarningsService
 from agentjobs.server.services.jobs import JobsService
@@ -37,9 +39,13 @@ class Payments:
     gateway: PaymentGateway
     sandbox: SandboxPaymentService | None
     agent_identifier: str
+    # A cheap authenticated read of the payment service, for PaymentServiceHealth.
+    probe: Callable[[], Awaitable[object]] | None = None
 
 
-async def start_payments(settings: Settings) -> Payments:
+async def start_payments(
+    settings: Settings, observer: Callable[[Exception | None], None] | None = None
+) -> Payments:
     sandbox: SandboxPaymentService | None = None
     if settings.uses_sandbox:
         api_key = secrets.token_hex(16)
@@ -65,8 +71,11 @@ async def start_payments(settings: Settings) -> Payments:
         network=settings.network,
         timeout_s=settings.payment_timeout_s,
         seller_vkey_override=settings.seller_vkey,
+        observer=observer,
     )
-    return Payments(gateway=gateway, sandbox=sandbox, agent_identifier=agent_identifier)
+    return Payments(
+        gateway=gateway, sandbox=sandbox, agent_identifier=agent_identifier, probe=gateway.probe
+    )
 
 
 class App:
@@ -81,7 +90,9 @@ class App:
         settings = self.settings
         self.repository: JobRepository = open_repository(settings.database_url)
         await self.repository.open()
-        self.payments = await start_payments(settings)
+        self.payment_health = PaymentServiceHealth()
+        self.payments = await start_payments(settings, self.payment_health.observe)
+        self.payment_health.probe = self.payments.probe
         self.sandbox = self.payments.sandbox
         gateway = self.payments.gateway
         self.book = JobBook(self.repository, JobChanges())
@@ -102,6 +113,7 @@ class App:
             max_input_bytes=settings.max_input_bytes,
             pay_window=timedelta(seconds=settings.pay_window_s),
             result_window=timedelta(seconds=settings.result_window_s),
+            payment_health=self.payment_health,
         )
         self.earnings = EarningsService(self.repository)
         self.monitor = PaymentMonitor(
@@ -117,6 +129,13 @@ class App:
                 max_body_bytes=settings.max_message_bytes,
             ),
             settings.http_address,
+            HttpLimits(
+                max_connections=settings.http_max_connections,
+                header_timeout_s=settings.http_header_timeout_s,
+                body_timeout_s=settings.http_body_timeout_s,
+                keepalive_timeout_s=settings.http_keepalive_timeout_s,
+                max_requests_per_connection=settings.http_max_requests_per_connection,
+            ),
         )
         await self.grpc.start()
         await self.http.start()
@@ -159,6 +178,7 @@ class App:
         if self._monitor_task is not None:
             await self._monitor_task
         await self.http.stop()
+        await self.payment_health.close()
         await self.payments.gateway.close()
         if self.sandbox is not None:
             await self.sandbox.stop()

@@ -18,6 +18,8 @@ from agentjobs.server.domain.errors import (
     PaymentServiceUnavailableError,
     RequestTooLargeError,
     StatusIdMismatchError,
+    StorageUnavailableError,
+    UnsupportedMediaTypeError,
 )
 from agentjobs.server.domain.events import EventType, JobEvent
 from agentjobs.server.domain.invoice import EarningsReport, Invoice, InvoiceStatus, MoneyTotal
@@ -60,6 +62,8 @@ __all__ = [
     "PaymentTerms",
     "RequestTooLargeError",
     "StatusIdMismatchError",
+    "StorageUnavailableError",
+    "UnsupportedMediaTypeError",
     "utcnow",
     "validate_transition",
 ]

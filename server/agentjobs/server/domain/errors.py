@@ -143,6 +143,12 @@ class RequestTooLargeError(DomainError):
     reason = "REQUEST_TOO_LARGE"
 
 
+class UnsupportedMediaTypeError(DomainError):
+    """An HTTP body not declared as application/json; it was not parsed."""
+
+    reason = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class IdempotencyConflictError(DomainError):
     """The same request_id was used before with different parameters."""
 
@@ -181,3 +187,10 @@ class PaymentConfigurationError(DomainError):
     """The payment service refused our credentials (401/403): an operator must fix config."""
 
     reason = "PAYMENT_SERVICE_MISCONFIGURED"
+
+
+class StorageUnavailableError(DomainError):
+    """The database cannot take the call now (locked, unreachable, restarting, full):
+    nothing was written, and the same call may succeed when retried."""
+
+    reason = "STORAGE_UNAVAILABLE"

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,8 +115,9 @@ class MasumiPaymentGateway:
         timeout_s: float = 10.0,
         seller_vkey_override: str | None = None,
         hold_back_s: float = HOLD_BACK_S,
+        observer: Callable[[DomainError | None], None] | None = None,
     ) -> None:
-        self._client = PaymentServiceClient(payment_service_url, api_key, timeout_s)
+        self._client = PaymentServiceClient(payment_service_url, api_key, timeout_s, observer)
         self._agent_identifier = agent_identifier
         self._network = network
         self._seller_vkey_override = seller_vkey_override or None
@@ -137,6 +138,11 @@ class MasumiPaymentGateway:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def probe(self) -> None:
+        """One cheap authenticated read (GET /payment/count): raises unless the service
+        answers and accepts our API key."""
+        await self._client.call("GET", "/payment/count", params={"network": self._network})
 
     # -- payment requests ----------------------------------------------------
     async def create_payment_request(

@@ -41,7 +41,10 @@ from agentjobs.server.repository.database_url import Backend, DatabaseTarget
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a write waits for another process's write lock before it gives up with
+# "database is locked" (answered UNAVAILABLE, which clients retry): well inside a
+# client's default 10 s deadline, far beyond any write transaction of ours.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
 # Execution options of ours, read when SQLite begins a transaction: a write takes the
 # write lock up front; a snapshot gives several SELECTs one consistent view.
 _WRITE_OPTION = "agentjobs_write"

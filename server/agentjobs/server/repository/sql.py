@@ -71,6 +71,7 @@ from agentjobs.server.repository.engines import (
     sqlite_point_reader,
     write_engine,
 )
+from agentjobs.server.repository.faults import READ_FAULTS, WRITE_FAULTS
 from agentjobs.server.repository.migrator import upgrade_to_head
 from agentjobs.server.repository.pagination import (
     Cursor,
@@ -164,11 +165,13 @@ class SqlJobRepository:
         if engine is not None:
             await engine.dispose()
 
-    def _reader(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one SELECT."""
         if self._engine is None:
             raise RuntimeError("the repository is not open: call open() first")
-        return self._engine.connect()
+        async with READ_FAULTS, self._engine.connect() as connection:
+            yield connection
 
     async def _first(self, query: Select[Any]) -> RowMapping | None:
         """The first row of a one-row SELECT: on SQLite read on the event loop's thread
@@ -184,11 +187,13 @@ class SqlJobRepository:
             row = (await conn.execute(query)).first()
         return None if row is None else row._mapping
 
-    def _snapshot(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose SELECTs all see the same committed state."""
         if self._snapshots is None:
             raise RuntimeError("the repository is not open: call open() first")
-        return self._snapshots.connect()
+        async with READ_FAULTS, self._snapshots.connect() as connection:
+            yield connection
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
@@ -200,7 +205,9 @@ class SqlJobRepository:
             if self.target.backend is Backend.SQLITE
             else contextlib.nullcontext()
         )
-        async with queue, self._writer.begin() as connection:
+        # A fault of the moment (locked past the busy timeout, connection lost) becomes
+        # StorageUnavailableError: UNAVAILABLE, which callers retry; nothing was written.
+        async with WRITE_FAULTS, queue, self._writer.begin() as connection:
             yield connection
 
     # -- jobs ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from agentjobs.server.domain import (
     StatusIdMismatchError,
 )
 from agentjobs.server.domain.identifiers import identifier_from_purchaser_violation
+from agentjobs.server.domain.input_rules import check_id, check_input, check_optional_id, check_text
 from agentjobs.server.payments.gateway import PaymentGateway
 from agentjobs.server.repository.base import (
     DEFAULT_PAGE_SIZE,
@@ -39,14 +40,14 @@ from agentjobs.server.repository.base import (
     Page,
     StatusChange,
 )
+from agentjobs.server.services.availability import PaymentServiceHealth
 from agentjobs.server.services.book import JobBook
-from agentjobs.server.services.input_validation import check_input_size, validate_input
+from agentjobs.server.services.input_validation import check_input_data
 from agentjobs.server.services.keyed_locks import KeyedLocks
 from agentjobs.server.services.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_ID_LENGTH = 128
 WATCH_REREAD_S = 5.0
 
 
@@ -56,6 +57,8 @@ class Availability:
     agent_identifier: str
     message: str
     sandbox: bool
+    # Shutting down: this replica takes no more work (the others may).
+    draining: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,7 @@ class InputReceipt:
 
 
 def check_request_id(request_id: str | None) -> None:
-    if request_id is not None and len(request_id) > MAX_REQUEST_ID_LENGTH:
-        raise InvalidArgumentError(
-            "request_id is too long",
-            [FieldViolation("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")],
-        )
+    check_optional_id(request_id, "request_id")
 
 
 def check_page_size(page_size: int) -> int:
@@ -93,6 +92,7 @@ class JobsService:
         max_input_bytes: int,
         pay_window: timedelta = timedelta(hours=12),
         result_window: timedelta = timedelta(hours=24),
+        payment_health: PaymentServiceHealth | None = None,
     ) -> None:
         self._book = book
         self._repository = book.repository
@@ -104,6 +104,7 @@ class JobsService:
         self._max_input_bytes = max_input_bytes
         self._pay_window = pay_window
         self._result_window = result_window
+        self._payment_health = payment_health
         # One payment request per request_id even when the retry arrives while the
         # first call is still waiting for the payment service.
         self._request_locks = KeyedLocks()
@@ -126,8 +127,7 @@ class JobsService:
                 f"identifier_from_purchaser {violation.description}", [violation]
             )
         check_request_id(request_id)
-        check_input_size(input_data, self._max_input_bytes)
-        validate_input(input_data, self._agent.input_schema)
+        check_input_data(input_data, self._agent.input_schema, max_bytes=self._max_input_bytes)
         input_hash = create_masumi_input_hash(input_data, identifier_from_purchaser)
         if not request_id:
             return await self._create(identifier_from_purchaser, input_data, input_hash, None)
@@ -179,6 +179,7 @@ class JobsService:
         return job
 
     async def get_job(self, job_id: str) -> Job:
+        check_id(job_id, "job_id")
         return await self._repository.get(job_id)
 
     async def provide_input(
@@ -188,7 +189,10 @@ class JobsService:
         input_data: dict[str, Any],
         request_id: str | None = None,
     ) -> InputReceipt:
+        check_id(job_id, "job_id")
+        check_id(status_id, "status_id")
         check_request_id(request_id)
+        check_input(input_data)
         async with self._input_locks.hold(job_id):
             return await self._answer(job_id, status_id, input_data, request_id)
 
@@ -197,15 +201,19 @@ class JobsService:
     ) -> InputReceipt:
         job = await self._repository.get(job_id)
         if request_id:
-            earlier = await self._earlier_answer(job_id, request_id)
+            earlier = await self._earlier_answer(job, status_id, input_data, request_id)
             if earlier is not None:
                 return earlier
         if job.status is not JobStatus.AWAITING_INPUT:
             raise NotAwaitingInputError(job_id, job.status.value)
         if status_id != job.status_id:
             raise StatusIdMismatchError(job_id, status_id, job.status_id)
-        check_input_size(input_data, self._max_input_bytes)
-        validate_input(input_data, job.input_schema or {})
+        check_input_data(
+            input_data,
+            job.input_schema or {},
+            max_bytes=self._max_input_bytes,
+            schema_name="the schema of the input the job asks for",
+        )
         input_hash = create_masumi_input_hash(input_data, job.identifier_from_purchaser)
         await self._book.update_status(
             job_id,
@@ -227,16 +235,26 @@ class JobsService:
             self._runner.enqueue(job_id, recovering=True)
         return InputReceipt(input_hash=input_hash)
 
-    async def _earlier_answer(self, job_id: str, request_id: str) -> InputReceipt | None:
-        for event in await self._repository.events(job_id):
+    async def _earlier_answer(
+        self, job: Job, status_id: str, input_data: dict[str, Any], request_id: str
+    ) -> InputReceipt | None:
+        """The receipt of an earlier answer with this request_id; a different body or
+        status_id under the same request_id is a conflict, never the earlier receipt."""
+        input_hash = create_masumi_input_hash(input_data, job.identifier_from_purchaser)
+        for event in await self._repository.events(job.job_id):
             if (
                 event.type is EventType.INPUT_PROVIDED
                 and event.data.get("request_id") == request_id
             ):
+                if (event.data.get("status_id"), event.data.get("input_hash")) != (
+                    status_id,
+                    input_hash,
+                ):
+                    raise IdempotencyConflictError(request_id)
                 return InputReceipt(input_hash=str(event.data["input_hash"]))
         return None
 
-    def availability(self) -> Availability:
+    async def availability(self) -> Availability:
         if self._sandbox:
             message = (
                 "SANDBOX: payments go to the built-in sandbox payment service, "
@@ -244,10 +262,18 @@ class JobsService:
             )
         else:
             message = f"{self._agent.name} is ready to accept jobs"
+        available = self.accepting
         if not self.accepting:
             message = "shutting down; not accepting jobs"
+        elif self._payment_health is not None:
+            # No job can start while the payment service refuses us or is gone.
+            health = await self._payment_health.current()
+            if not health.usable:
+                available = False
+                message = health.problem
         return Availability(
-            available=self.accepting,
+            available=available,
+            draining=not self.accepting,
             agent_identifier=self._agent_identifier,
             message=message,
             sandbox=self._sandbox,
@@ -271,6 +297,7 @@ class JobsService:
 
         Events are read from the repository after each wake-up, so none is skipped even
         when several land between two reads."""
+        check_id(job_id, "job_id")
         with self._book.changes.subscribe(job_id) as changed:
             # Events first, then the job: an event written in between is then already in
             # the job read. (The other way round it would count as seen while the job
@@ -294,6 +321,8 @@ class JobsService:
 
     # -- operator ------------------------------------------------------------
     async def cancel_job(self, job_id: str, reason: str) -> Job:
+        check_id(job_id, "job_id")
+        check_text(reason, "reason")
         job = await self._repository.get(job_id)
         if job.status is not JobStatus.AWAITING_PAYMENT:
             raise InvalidStateTransitionError(job_id, job.status.value, JobStatus.FAILED.value)
