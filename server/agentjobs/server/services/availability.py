@@ -36,7 +36,10 @@ REJECTED = (
     "the payment service rejects this agent's credentials: no job can be started until "
     "the operator fixes the configuration"
 )
-UNREACHABLE = "the payment service cannot be reached: no job can be started until it answers again"
+UNREACHABLE = (
+    "the payment service cannot be reached or is failing: no job can be started until it "
+    "answers again"
+)
 
 
 @dataclass(frozen=True)
