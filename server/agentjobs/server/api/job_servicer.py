@@ -11,7 +11,6 @@ from agentjobs.server.api import convert
 from agentjobs.server.services.jobs import JobsService
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 
-
 # Room for the response's own framing beyond its jobs.
 _RESPONSE_MARGIN_BYTES = 64 * 1024
 

@@ -9,8 +9,10 @@ most `max_watches_per_peer` of them, and health never needs a slot at all.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentjobs.server.api.access import Rule
@@ -49,6 +51,7 @@ class RpcLimits:
         self.max_watches_per_peer = max_watches_per_peer
         self.in_flight = 0
         self._watches: dict[str, int] = {}
+        self._waiters: list[asyncio.Future[None]] = []
 
     def watches(self, peer: str) -> int:
         return self._watches.get(peer, 0)
@@ -85,3 +88,16 @@ class RpcLimits:
                 self._watches[peer] = left
             else:
                 del self._watches[peer]
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Until `predicate()` holds, checked again each time slots are given back (a
+        drain waits for `lambda: limits.in_flight == 0`, a test for a cancellation)."""
+        while not predicate():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
