@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # File descriptors kept for everything but HTTP connections (gRPC, the database, the
 # payment-service pool, logs).
 FD_RESERVE = 256
+# The listen backlog, which is also how many connections asyncio accepts in one go
+# before any of them is seen (and a connection beyond the cap closed): uvicorn's 2048
+# let a burst take 2048 descriptors at once, past the cap.
+BACKLOG = 128
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def fitting_connection_cap(wanted: int) -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    room = max(soft - FD_RESERVE, soft // 2)
+    room = max(soft - FD_RESERVE - BACKLOG, soft // 2)
     if wanted > room:
         log.warning(
             "AGENTJOBS_HTTP_MAX_CONNECTIONS=%d does not fit the file-descriptor limit %d "
@@ -203,6 +207,7 @@ class HttpServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=5,
+            backlog=BACKLOG,
             timeout_keep_alive=limits.keepalive_timeout_s,  # type: ignore[arg-type]
         )
         self._server = _QuietServer(config)

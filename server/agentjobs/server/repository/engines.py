@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 
 # How long a write waits for another process's write lock before it gives up with
 # "database is locked" (answered UNAVAILABLE, which clients retry): well inside a
-# client's default 10 s deadline, far beyond any write transaction of ours.
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# client's default 10 s deadline (room for a retry), far beyond any write of ours.
+SQLITE_BUSY_TIMEOUT_MS = 3_000
 # Execution options of ours, read when SQLite begins a transaction: a write takes the
 # write lock up front; a snapshot gives several SELECTs one consistent view.
 _WRITE_OPTION = "agentjobs_write"
