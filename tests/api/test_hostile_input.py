@@ -262,7 +262,7 @@ async def test_a_page_of_large_inputs_is_cut_to_fit_one_message(tmp_path: Path) 
 # -- wording (issue 14) -------------------------------------------------------------
 async def test_schema_violations_say_what_is_wrong_once(tmp_path: Path) -> None:
     async with live_server(tmp_path, agent=demo()) as live:
-        cases = [
+        cases: list[tuple[dict[str, Any], str, str]] = [
             ({"text": ""}, "input_data.text", "must not be empty or blank (the field is required)"),
             ({}, "input_data.text", "is required"),
             ({"text": "x" * 1001}, "input_data.text", "must be at most 1000 characters long"),

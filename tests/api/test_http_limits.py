@@ -10,6 +10,7 @@ import resource
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -19,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from agentjobs.server.testing import RunningServer, running_server
 from tests.reliability.server_process import start_server_process
 
-SHORT = {
+SHORT: dict[str, Any] = {
     "http_header_timeout_s": 0.5,
     "http_body_timeout_s": 0.5,
     "http_keepalive_timeout_s": 0.5,

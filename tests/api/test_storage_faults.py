@@ -52,7 +52,7 @@ def write_locked(path: Path) -> Iterator[None]:
 
 
 async def test_a_write_locked_sqlite_answers_unavailable_before_the_deadline(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert SQLITE_BUSY_TIMEOUT_MS / 1000 < CLIENT_DEADLINE_S / 2
     async with (
@@ -89,6 +89,9 @@ async def test_a_write_locked_sqlite_answers_unavailable_before_the_deadline(
         assert status == 503
         assert body["error"]["reason"] == "STORAGE_UNAVAILABLE"  # type: ignore[index]
         assert took < CLIENT_DEADLINE_S - 2, f"answered after {took:.1f}s"
+        # Logged for the operator, without the statement's parameters (the buyer's input).
+        assert "database write failed: OperationalError: database is locked" in caplog.text
+        assert "locked out" not in caplog.text
         # The lock is gone: the same call works.
         assert (await stub.StartJob(start_request("after the lock"))).job_id
 

@@ -71,9 +71,11 @@ class StorageFaults:
     ) -> None:
         if exc is None or not isinstance(exc, Exception) or not is_storage_fault(exc):
             return
-        # The database's words stay in the log (they can name hosts and files); the
-        # caller gets the reason and a retryable code.
-        log.warning("database %s failed: %s: %s", self._what, type(exc).__name__, exc)
+        # The driver's words stay in the log (they can name hosts and files), never the
+        # statement and its parameters (a buyer's input); the caller gets a reason and
+        # a retryable code.
+        cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+        log.warning("database %s failed: %s: %s", self._what, type(cause).__name__, cause)
         raise StorageUnavailableError(f"the job store is unavailable for a {self._what}") from exc
 
 

@@ -129,6 +129,21 @@ class JobsService:
         check_request_id(request_id)
         check_input_data(input_data, self._agent.input_schema, max_bytes=self._max_input_bytes)
         input_hash = create_masumi_input_hash(input_data, identifier_from_purchaser)
+        # A caller that gives up (cancels, misses its deadline) must not cut this short:
+        # cut after POST /payment it leaves a payment without a job, and the gateway's
+        # diff holds back every payment behind one it asked for until its job is
+        # followed (HOLD_BACK_S): any client could stall payment detection for everyone.
+        return await asyncio.shield(
+            self._start_once(identifier_from_purchaser, input_data, input_hash, request_id)
+        )
+
+    async def _start_once(
+        self,
+        identifier_from_purchaser: str,
+        input_data: dict[str, Any],
+        input_hash: str,
+        request_id: str | None,
+    ) -> Job:
         if not request_id:
             return await self._create(identifier_from_purchaser, input_data, input_hash, None)
         async with self._request_locks.hold(request_id):
