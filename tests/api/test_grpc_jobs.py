@@ -229,25 +229,31 @@ async def test_list_jobs_pages_and_filters(
     server: RunningServer, channel: grpc.aio.Channel
 ) -> None:
     stub = jobs_pb2_grpc.JobServiceStub(channel)
+    # ListJobs shows every caller's jobs: the operator token is needed.
+    operator = (("authorization", f"Bearer {server.operator_token}"),)
     created = [(await start(stub, f"job {i}")).job_id for i in range(5)]
     seen: list[str] = []
     token = ""
     while True:
-        page = await stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=2, page_token=token))
+        page = await stub.ListJobs(
+            jobs_pb2.ListJobsRequest(page_size=2, page_token=token), metadata=operator
+        )
         assert len(page.jobs) <= 2
         seen += [j.job_id for j in page.jobs]
         token = page.next_page_token
         if not token:
             break
     assert seen == list(reversed(created))
-    running = await stub.ListJobs(jobs_pb2.ListJobsRequest(status=jobs_pb2.JOB_STATUS_RUNNING))
+    running = await stub.ListJobs(
+        jobs_pb2.ListJobsRequest(status=jobs_pb2.JOB_STATUS_RUNNING), metadata=operator
+    )
     assert list(running.jobs) == []
     with pytest.raises(grpc.aio.AioRpcError) as bad:
-        await stub.ListJobs(jobs_pb2.ListJobsRequest(page_token="garbage!"))
+        await stub.ListJobs(jobs_pb2.ListJobsRequest(page_token="garbage!"), metadata=operator)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_details(bad.value)[0] == "INVALID_PAGE_TOKEN"
     with pytest.raises(grpc.aio.AioRpcError) as negative:
-        await stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=-1))
+        await stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=-1), metadata=operator)
     assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

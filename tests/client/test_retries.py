@@ -14,7 +14,7 @@ import pytest
 
 from agentjobs.client import AsyncJobClient, JobClient, Unavailable
 from agentjobs.client.service_config import channel_options
-from agentjobs.server.testing import running_server, server_in_thread
+from agentjobs.server.testing import TEST_OPERATOR_TOKEN, running_server, server_in_thread
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.support import free_port
 
@@ -63,7 +63,10 @@ def test_a_sync_call_waits_for_a_server_that_comes_up(tmp_path: Path) -> None:
 
 async def test_an_async_start_waits_for_a_server_that_comes_up(tmp_path: Path) -> None:
     target = f"127.0.0.1:{free_port()}"
-    async with AsyncJobClient(target, default_timeout=30) as client:
+    # The operator token is for the ListJobs below (listing is an operator call).
+    async with AsyncJobClient(
+        target, default_timeout=30, operator_token=TEST_OPERATOR_TOKEN
+    ) as client:
         call = asyncio.ensure_future(client.start_job({"text": "patient"}, request_id="r-1"))
         channel = client.channel
         async with asyncio.timeout(10):

@@ -109,6 +109,8 @@ def test_mutual_tls_with_a_client_certificate(
         "AGENTJOBS_CA_FILE": str(certs.ca),
         "AGENTJOBS_CERT_FILE": str(certs.client_cert),
         "AGENTJOBS_KEY_FILE": str(certs.client_key),
+        # Listing jobs is an operator call: a client certificate alone does not do.
+        "AGENTJOBS_TOKEN": mtls_server.operator_token,
     }
     listed = assert_ok(run_cli("list", "--json", env=env)).json()
     assert [j["job_id"] for j in listed["jobs"]] == [started.job_id]

@@ -19,6 +19,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from agentjobs.server.payments.sandbox import SandboxPaymentService
+from agentjobs.server.testing import TEST_OPERATOR_TOKEN
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.reliability.server_process import ServerProcess, start_server_process
 
@@ -26,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 API_KEY = "crash-test-payment-key"
 AGENT_IDENTIFIER = "crashtest" + "0" * 60
+# Listing jobs is an operator call (docs/SECURITY.md).
+OPERATOR = (("authorization", f"Bearer {TEST_OPERATOR_TOKEN}"),)
 KILLS = 3
 WORKERS = 4
 RETRYABLE = {
@@ -77,7 +80,9 @@ async def all_jobs(stub: jobs_pb2_grpc.JobServiceStub) -> list[jobs_pb2.Job]:
     jobs: list[jobs_pb2.Job] = []
     token = ""
     while True:
-        page = await stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=1000, page_token=token))
+        page = await stub.ListJobs(
+            jobs_pb2.ListJobsRequest(page_size=1000, page_token=token), metadata=OPERATOR
+        )
         jobs.extend(page.jobs)
         if not page.next_page_token:
             return jobs
@@ -109,6 +114,7 @@ async def test_sigkill_under_load_loses_nothing(
         "AGENTJOBS_SHUTDOWN_GRACE_S": "5",
         "AGENTJOBS_LEASE_S": "2",
         "AGENTJOBS_WORKER_POLL_S": "0.1",
+        "AGENTJOBS_OPERATOR_TOKEN": TEST_OPERATOR_TOKEN,
     }
     load = Load()
     workers = [asyncio.create_task(load.worker()) for _ in range(WORKERS)]

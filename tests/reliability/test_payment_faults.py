@@ -14,12 +14,13 @@ import pytest
 from google.protobuf import struct_pb2
 
 from agentjobs.server.payments.sandbox import SandboxPaymentService
-from agentjobs.server.testing import running_server
+from agentjobs.server.testing import TEST_OPERATOR_TOKEN, running_server
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.support import error_details, free_port
 
 API_KEY = "faults-test-payment-key"
 AGENT_IDENTIFIER = "faultstest" + "0" * 60
+OPERATOR = (("authorization", f"Bearer {TEST_OPERATOR_TOKEN}"),)
 
 
 def start_request(text: str = "fault") -> jobs_pb2.StartJobRequest:
@@ -29,7 +30,8 @@ def start_request(text: str = "fault") -> jobs_pb2.StartJobRequest:
 
 
 async def job_count(stub: jobs_pb2_grpc.JobServiceStub) -> int:
-    page = await stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=1000))
+    # Listing is an operator call (docs/SECURITY.md).
+    page = await stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=1000), metadata=OPERATOR)
     return len(page.jobs)
 
 

@@ -31,7 +31,8 @@ class AsyncJobClient:
 
     TLS is used when `tls` is true or a `ca_file` (the server's CA; default: the system
     roots) or a client `cert_file` + `key_file` (mutual TLS) is given; else plaintext.
-    `operator_token` is sent only on OperatorService calls. `default_timeout` (seconds)
+    `operator_token` is sent only on operator calls (OperatorService, ListJobs).
+    `default_timeout` (seconds)
     is the deadline of every unary call; pass `timeout=` to a method to override it
     (`timeout=None`: no deadline). WatchJob has no deadline unless one is given.
     Calls failing with UNAVAILABLE are retried with backoff by gRPC itself (see
@@ -200,10 +201,11 @@ class AsyncJobClient:
         status: JobStatusArg = None,
         timeout: Timeout = DEFAULT,
     ) -> jobs_pb2.ListJobsResponse:
-        """One page, newest first. `status` is an enum value or a name like "running"."""
+        """One page, newest first. `status` is an enum value or a name like "running".
+        Needs the operator token: a listing shows every caller's jobs."""
         request = requests.list_jobs(page_size, page_token, status)
         response: jobs_pb2.ListJobsResponse = await self._unary(
-            self.jobs_stub.ListJobs, request, timeout
+            self.jobs_stub.ListJobs, request, timeout, operator=True
         )
         return response
 

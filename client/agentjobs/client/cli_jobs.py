@@ -18,6 +18,7 @@ from agentjobs.client.cli_common import (
     Target,
     Timeout,
     Tls,
+    Token,
     cli_errors,
     connect,
     console,
@@ -215,6 +216,7 @@ def list_jobs(
     page_size: Annotated[int, typer.Option(help="Jobs per page (server default 50).")] = 0,
     page_token: Annotated[str, typer.Option(help="next_page_token of a previous page.")] = "",
     target: Target = DEFAULT_TARGET,
+    token: Token = None,
     timeout: Timeout = 10.0,
     tls: Tls = False,
     ca_file: CaFile = None,
@@ -222,9 +224,9 @@ def list_jobs(
     key_file: KeyFile = None,
     as_json: AsJson = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (needs the operator token)."""
     wanted = checked_enum(job_status, status_name, "--status")
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    with connect(target, timeout, tls, ca_file, cert_file, key_file, token) as client:
         page = client.list_jobs(page_size=page_size, page_token=page_token, status=wanted)
     if as_json:
         print_json(fmt.to_dict(page))

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 from agentjobs.server.agent import Agent, load_agent
 from agentjobs.server.api.grpc_server import GrpcServer
 from agentjobs.server.api.http_front import create_http_app
-from agentjobs.server.api.http_server import HttpServer
+from agentjobs.server.api.http_server import HttpLimits, HttpServer
 from agentjobs.server.api.metrics import Metrics
 from agentjobs.server.config import Settings
 from agentjobs.server.domain import DomainError
@@ -36,6 +37,7 @@ from agentjobs.server.repository.base import JobRepository
 from agentjobs.server.repository.database_url import Backend, parse_database_url
 from agentjobs.server.repository.factory import open_repository
 from agentjobs.server.services.agent_runner import AgentRunner
+from agentjobs.server.services.availability import PaymentServiceHealth
 from agentjobs.server.services.core import Clock, Core
 from agentjobs.server.services.earnings import EarningsService
 from agentjobs.server.services.intents import IntentSettings, PaymentIntents
@@ -60,6 +62,8 @@ class Payments:
     gateway: MasumiPaymentGateway
     sandbox: SandboxPaymentService | None
     agent_identifier: str
+    # A cheap authenticated read of the payment service, for PaymentServiceHealth.
+    probe: Callable[[], Awaitable[object]] | None = None
 
 
 def default_replica_id() -> str:
@@ -77,7 +81,9 @@ def sandbox_state_file(database_url: str | None) -> Path | None:
     return Path(f"{target.url.database}.sandbox.json")
 
 
-async def start_payments(settings: Settings) -> Payments:
+async def start_payments(
+    settings: Settings, observer: Callable[[Exception | None], None] | None = None
+) -> Payments:
     sandbox: SandboxPaymentService | None = None
     if settings.uses_sandbox:
         api_key = secrets.token_hex(16)
@@ -107,8 +113,11 @@ async def start_payments(settings: Settings) -> Payments:
         network=settings.network,
         timeout_s=settings.payment_timeout_s,
         seller_vkey_override=settings.seller_vkey,
+        observer=observer,
     )
-    return Payments(gateway=gateway, sandbox=sandbox, agent_identifier=agent_identifier)
+    return Payments(
+        gateway=gateway, sandbox=sandbox, agent_identifier=agent_identifier, probe=gateway.probe
+    )
 
 
 def policy_for(settings: Settings) -> Policy:
@@ -148,7 +157,9 @@ class App:
         settings = self.settings
         self.repository: JobRepository = open_repository(settings.database_url)
         await self.repository.open()
-        self.payments = await start_payments(settings)
+        self.payment_health = PaymentServiceHealth()
+        self.payments = await start_payments(settings, self.payment_health.observe)
+        self.payment_health.probe = self.payments.probe
         self.sandbox = self.payments.sandbox
         self.core = Core(
             repository=self.repository,
@@ -196,6 +207,7 @@ class App:
             max_input_bytes=settings.max_input_bytes,
             pricing=Pricing(settings.pricing),
             on_new_payment=self.monitor.poke if self.monitor is not None else None,
+            payment_health=self.payment_health,
         )
         self.earnings = EarningsService(self.repository)
         self.operator = OperatorService(self.core)
@@ -224,6 +236,13 @@ class App:
                 mip003=settings.serves_api,
             ),
             settings.http_address,
+            HttpLimits(
+                max_connections=settings.http_max_connections,
+                header_timeout_s=settings.http_header_timeout_s,
+                body_timeout_s=settings.http_body_timeout_s,
+                keepalive_timeout_s=settings.http_keepalive_timeout_s,
+                max_requests_per_connection=settings.http_max_requests_per_connection,
+            ),
         )
         released = await self.repository.release_all(self.replica_id)
         if released:
@@ -305,6 +324,7 @@ class App:
         with contextlib.suppress(DomainError):
             await self.heartbeat.leave()
         await self.http.stop()
+        await self.payment_health.close()
         await self.payments.gateway.close()
         if self.sandbox is not None:
             await self.sandbox.stop()

@@ -84,6 +84,24 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(4 * 1024 * 1024, validation_alias=_env("max_message_bytes"))
     max_input_bytes: int = Field(1024 * 1024, validation_alias=_env("max_input_bytes"))
     max_concurrent_rpcs: int = Field(1000, ge=1, validation_alias=_env("max_concurrent_rpcs"))
+    # Fair limits (docs/SECURITY.md): HTTP/2 streams one gRPC connection may have open
+    # at once, WatchJob streams one client IP may hold (health is never limited).
+    grpc_max_streams_per_connection: int = Field(
+        100, ge=1, validation_alias=_env("grpc_max_streams_per_connection")
+    )
+    max_watches_per_peer: int = Field(50, ge=1, validation_alias=_env("max_watches_per_peer"))
+    # The HTTP front: open connections (more are answered 503 and closed at once), how
+    # long a client may take to send a request's headers and then its body, how long an
+    # idle keep-alive connection stays open, requests served per connection.
+    http_max_connections: int = Field(1000, ge=1, validation_alias=_env("http_max_connections"))
+    http_header_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("http_header_timeout_s"))
+    http_body_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("http_body_timeout_s"))
+    http_keepalive_timeout_s: float = Field(
+        5.0, gt=0, validation_alias=_env("http_keepalive_timeout_s")
+    )
+    http_max_requests_per_connection: int = Field(
+        1000, ge=1, validation_alias=_env("http_max_requests_per_connection")
+    )
     shutdown_grace_s: float = Field(10.0, ge=0, validation_alias=_env("shutdown_grace_s"))
     tls_cert_file: Path | None = Field(None, validation_alias=_env("tls_cert_file"))
     tls_key_file: Path | None = Field(None, validation_alias=_env("tls_key_file"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from agentjobs.server.domain import (
     EarningsReport,
@@ -22,6 +24,8 @@ from agentjobs.server.domain import (
 )
 from agentjobs.server.services.operator import Replica
 from agentjobs.v1 import input_schema_pb2, jobs_pb2, operator_pb2
+
+log = logging.getLogger(__name__)
 
 _STATUS_TO_PB: dict[JobStatus, jobs_pb2.JobStatus] = {
     JobStatus.AWAITING_PAYMENT: jobs_pb2.JOB_STATUS_AWAITING_PAYMENT,
@@ -66,7 +70,8 @@ def _ints_back(value: Any, field: str) -> Any:
                 f"{field} holds a number JSON cannot carry",
                 [FieldViolation(field, "NaN and infinity are not allowed")],
             )
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+        # The same bound as the door rules (domain/input_rules.MAX_SAFE_INTEGER).
+        return int(value) if value.is_integer() and abs(value) <= 2**53 else value
     if isinstance(value, dict):
         return {k: _ints_back(v, f"{field}.{k}") for k, v in value.items()}
     if isinstance(value, list):
@@ -79,6 +84,23 @@ def dict_to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
     if value:
         struct.update(value)
     return struct
+
+
+def stored_input_struct(job: Job) -> struct_pb2.Struct:
+    """A job's input as a Struct. Input accepted today always converts (the door rules
+    see to it); a job stored before those rules may hold one that cannot (too deep, an
+    integer beyond a double): it is shown without input rather than poisoning every
+    read of it, and of every page of ListJobs that holds it."""
+    try:
+        return dict_to_struct(job.input_data)
+    except (ValueError, TypeError, OverflowError, RecursionError, DecodeError) as exc:
+        log.warning(
+            "job %s: its stored input_data cannot be carried in a protobuf Struct (%s); "
+            "answering it without input_data",
+            job.job_id,
+            type(exc).__name__,
+        )
+        return struct_pb2.Struct()
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -142,7 +164,7 @@ def job_to_pb(job: Job) -> jobs_pb2.Job:
         submit_result_time=job.submit_result_time,
         unlock_time=job.unlock_time,
         external_dispute_unlock_time=job.external_dispute_unlock_time,
-        input_data=dict_to_struct(job.input_data),
+        input_data=stored_input_struct(job),
         create_time=timestamp(job.created_at),
         update_time=timestamp(job.updated_at),
     )

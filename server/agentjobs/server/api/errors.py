@@ -24,7 +24,10 @@ from agentjobs.server.domain import (
     PaymentServiceUnavailableError,
     RequestTooLargeError,
     StatusIdMismatchError,
+    StorageUnavailableError,
+    UnsupportedMediaTypeError,
 )
+from agentjobs.server.domain.input_rules import shown
 
 DOMAIN = "agentjobs"
 
@@ -45,7 +48,10 @@ _MAPPINGS: list[tuple[type[DomainError], Mapping]] = [
     (FundsAlreadyLockedError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
     (IdempotencyConflictError, Mapping(grpc.StatusCode.ALREADY_EXISTS, 409)),
     (RequestTooLargeError, Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, 413)),
+    (UnsupportedMediaTypeError, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 415)),
     (PaymentServiceUnavailableError, Mapping(grpc.StatusCode.UNAVAILABLE, 503)),
+    # Nothing was written; the client's retry policy retries UNAVAILABLE.
+    (StorageUnavailableError, Mapping(grpc.StatusCode.UNAVAILABLE, 503)),
     # The payment service refused what we sent: the caller's input was bad.
     (PaymentServiceRejectedError, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400)),
     (PaymentServiceConflictError, Mapping(grpc.StatusCode.ABORTED, 409)),
@@ -66,7 +72,24 @@ def mapping_for(error: DomainError) -> Mapping:
 def public_message(error: DomainError) -> str:
     if isinstance(error, PaymentConfigurationError):
         return "the payment service is misconfigured; the operator has been alerted"
-    return error.message
+    if isinstance(error, StorageUnavailableError):
+        # The database's own words can name hosts, users and files: logged, not answered.
+        return "the job store is unavailable right now; retry later"
+    return _encodable(error.message)
+
+
+def _encodable(text: str, limit: int = 2000) -> str:
+    """Protobuf strings and UTF-8 JSON refuse lone surrogates: a message quoting a
+    caller's bad value must never turn its INVALID_ARGUMENT into INTERNAL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return shown(text, limit)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _metadata(error: DomainError) -> dict[str, str]:
+    return {_encodable(k, 64): _encodable(v, 256) for k, v in error.metadata.items()}
 
 
 def to_rpc_status(error: DomainError) -> status_pb2.Status:
@@ -74,14 +97,14 @@ def to_rpc_status(error: DomainError) -> status_pb2.Status:
     details: list[any_pb2.Any] = []
     info = any_pb2.Any()
     info.Pack(
-        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=_metadata(error))
     )
     details.append(info)
     if isinstance(error, InvalidArgumentError) and error.violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=_encodable(v.field), description=_encodable(v.description)
                 )
                 for v in error.violations
             ]
@@ -128,17 +151,33 @@ async def abort_with(
 def http_body(error: DomainError) -> tuple[int, dict[str, object]]:
     """(HTTP status, JSON body) for the MIP-003 front: same reason and fields as gRPC."""
     mapping = mapping_for(error)
-    body: dict[str, object] = {
-        "error": {
-            "code": mapping.code.name,
-            "reason": error.reason,
-            "message": public_message(error),
-        }
+    violations = error.violations if isinstance(error, InvalidArgumentError) else []
+    return mapping.http_status, error_body(
+        mapping.code,
+        error.reason,
+        public_message(error),
+        [(v.field, v.description) for v in violations],
+        _metadata(error),
+    )
+
+
+def error_body(
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    violations: list[tuple[str, str]] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """The one JSON error shape of the HTTP front, also for what no service raised
+    (404, 405, 415, 500): `{"error": {"code", "reason", "message", "field_violations"}}`."""
+    error: dict[str, object] = {
+        "code": code.name,
+        "reason": reason,
+        "message": _encodable(message),
+        "field_violations": [
+            {"field": _encodable(f), "description": _encodable(d)} for f, d in violations or ()
+        ],
     }
-    if error.metadata:
-        body["error"]["metadata"] = error.metadata  # type: ignore[index]
-    if isinstance(error, InvalidArgumentError) and error.violations:
-        body["error"]["field_violations"] = [  # type: ignore[index]
-            {"field": v.field, "description": v.description} for v in error.violations
-        ]
-    return mapping.http_status, body
+    if metadata:
+        error["metadata"] = metadata
+    return {"error": error}

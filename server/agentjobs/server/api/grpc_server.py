@@ -13,6 +13,7 @@ from agentjobs.server.api.interceptor import ServerInterceptor
 from agentjobs.server.api.job_servicer import JobServicer
 from agentjobs.server.api.metrics import Metrics
 from agentjobs.server.api.operator_servicer import OperatorServicer
+from agentjobs.server.api.rpc_limits import RpcLimits
 from agentjobs.server.config import Settings
 from agentjobs.server.services.earnings import EarningsService
 from agentjobs.server.services.jobs import JobsService
@@ -38,20 +39,27 @@ class GrpcServer:
     ) -> None:
         """`health_only`: a worker replica serves only the health service."""
         token = settings.operator_token.get_secret_value() if settings.operator_token else None
+        self.limits = RpcLimits(settings.max_concurrent_rpcs, settings.max_watches_per_peer)
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(metrics, token)],
+            # No maximum_concurrent_rpcs: grpc's counts health calls too and refuses them
+            # with the rest; the interceptor's limits exempt health (api/rpc_limits.py).
+            interceptors=[ServerInterceptor(metrics, token, self.limits)],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: one connection cannot open more
+                # streams than this; the client queues the rest on its side.
+                ("grpc.max_concurrent_streams", settings.grpc_max_streams_per_connection),
             ],
-            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._names: tuple[str, ...] = ()
         if not health_only:
-            jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(jobs), self.server)
+            jobs_pb2_grpc.add_JobServiceServicer_to_server(
+                JobServicer(jobs, settings.max_message_bytes), self.server
+            )
             operator_pb2_grpc.add_OperatorServiceServicer_to_server(
                 OperatorServicer(jobs, earnings, operator), self.server
             )

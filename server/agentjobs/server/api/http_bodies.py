@@ -4,6 +4,11 @@ Bodies are parsed here rather than by FastAPI's model validation so that every b
 gets the same answer as a bad gRPC request: 400 with AIP-193 field violations (FastAPI
 would answer 422 in its own shape), and an oversized body is refused before it is read
 into memory.
+
+Only `application/json` is read. text/plain, application/x-www-form-urlencoded and
+multipart/form-data are the types a browser sends cross-site without asking the server
+first (a CORS "simple" request): accepting JSON under them would let any web page a buyer
+visits start jobs with the buyer's browser.
 """
 
 from __future__ import annotations
@@ -13,7 +18,12 @@ from typing import Any
 
 from fastapi import Request
 
-from agentjobs.server.domain import FieldViolation, InvalidArgumentError, RequestTooLargeError
+from agentjobs.server.domain import (
+    FieldViolation,
+    InvalidArgumentError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 
 def _reject_constant(name: str) -> Any:
@@ -33,6 +43,7 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             raise RequestTooLargeError(f"the body is larger than the {limit} bytes allowed")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    check_json_content_type(request.headers.get("content-type"))
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
@@ -47,6 +58,20 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             "the body must be a JSON object", [FieldViolation("body", "must be a JSON object")]
         )
     return value
+
+
+def check_json_content_type(declared: str | None) -> None:
+    media_type, _, parameters = (declared or "").partition(";")
+    charset = ""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    if media_type.strip().lower() != "application/json" or charset not in ("", "utf-8"):
+        shown = (declared or "none").encode("ascii", "backslashreplace").decode()[:100]
+        raise UnsupportedMediaTypeError(
+            f"the body must be sent as 'content-type: application/json' (UTF-8), not {shown}"
+        )
 
 
 def required_string(body: dict[str, Any], field: str) -> str:

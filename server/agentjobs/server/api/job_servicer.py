@@ -11,10 +11,14 @@ from agentjobs.server.api import convert
 from agentjobs.server.services.jobs import JobsService
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 
+# Room for the response's own framing beyond its jobs.
+_RESPONSE_MARGIN_BYTES = 64 * 1024
+
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, jobs: JobsService) -> None:
+    def __init__(self, jobs: JobsService, max_response_bytes: int = 4 * 1024 * 1024) -> None:
         self._jobs = jobs
+        self._page_budget = max(max_response_bytes - _RESPONSE_MARGIN_BYTES, 1)
 
     async def StartJob(
         self, request: jobs_pb2.StartJobRequest, context: grpc.aio.ServicerContext
@@ -47,7 +51,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def GetAvailability(
         self, request: jobs_pb2.GetAvailabilityRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.GetAvailabilityResponse:
-        availability = self._jobs.availability()
+        availability = await self._jobs.availability()
         return jobs_pb2.GetAvailabilityResponse(
             availability=jobs_pb2.AVAILABILITY_AVAILABLE
             if availability.available
@@ -78,13 +82,17 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def ListJobs(
         self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:
-        page = await self._jobs.list_jobs(
-            request.page_size, request.page_token, convert.status_from_pb(request.status)
-        )
-        return jobs_pb2.ListJobsResponse(
-            jobs=[convert.job_to_pb(job) for job in page.items],
-            next_page_token=page.next_page_token or "",
-        )
+        status = convert.status_from_pb(request.status)
+        page = await self._jobs.list_jobs(request.page_size, request.page_token, status)
+        jobs = [convert.job_to_pb(job) for job in page.items]
+        fitting = _fitting(jobs, self._page_budget)
+        if fitting < len(jobs):
+            # Large inputs would make the page larger than a gRPC message may be
+            # (RESOURCE_EXHAUSTED for every caller of the default page): ask for the
+            # part that fits instead, which comes with its own next_page_token.
+            page = await self._jobs.list_jobs(fitting, request.page_token, status)
+            jobs = [convert.job_to_pb(job) for job in page.items]
+        return jobs_pb2.ListJobsResponse(jobs=jobs, next_page_token=page.next_page_token or "")
 
     async def WatchJob(
         self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
@@ -94,3 +102,13 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             if event is not None:
                 message.event.CopyFrom(convert.event_to_pb(event))
             yield message
+
+
+def _fitting(jobs: list[jobs_pb2.Job], budget: int) -> int:
+    """How many of the first jobs fit in `budget` bytes (at least one)."""
+    total = 0
+    for count, job in enumerate(jobs):
+        total += job.ByteSize() + 8  # the field tag and length of each entry
+        if total > budget:
+            return max(count, 1)
+    return len(jobs)

@@ -23,6 +23,7 @@ from agentjobs.server.domain.errors import (
     StaleJobError,
     StatusIdMismatchError,
     StorageUnavailableError,
+    UnsupportedMediaTypeError,
 )
 from agentjobs.server.domain.events import EventType, JobEvent
 from agentjobs.server.domain.invoice import EarningsReport, Invoice, InvoiceStatus, MoneyTotal
@@ -71,6 +72,7 @@ __all__ = [
     "StaleJobError",
     "StatusIdMismatchError",
     "StorageUnavailableError",
+    "UnsupportedMediaTypeError",
     "utcnow",
     "validate_transition",
 ]

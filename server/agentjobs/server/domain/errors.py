@@ -143,6 +143,12 @@ class RequestTooLargeError(DomainError):
     reason = "REQUEST_TOO_LARGE"
 
 
+class UnsupportedMediaTypeError(DomainError):
+    """An HTTP body not declared as application/json; it was not parsed."""
+
+    reason = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class IdempotencyConflictError(DomainError):
     """The same request_id was used before with different parameters."""
 
@@ -219,6 +225,7 @@ class StaleJobError(DomainError):
 
 
 class StorageUnavailableError(DomainError):
-    """The database is busy, locked or unreachable: retry later (UNAVAILABLE / 503)."""
+    """The database cannot take the call now (locked, unreachable, restarting, full):
+    nothing was written, and the same call may succeed when retried."""
 
     reason = "STORAGE_UNAVAILABLE"

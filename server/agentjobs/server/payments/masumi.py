@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from agentjobs.server.domain import (
+    DomainError,
     FieldViolation,
     InvalidArgumentError,
     PaymentConfigurationError,
@@ -62,8 +64,9 @@ class MasumiPaymentGateway:
         network: str = "Preprod",
         timeout_s: float = 10.0,
         seller_vkey_override: str | None = None,
+        observer: Callable[[DomainError | None], None] | None = None,
     ) -> None:
-        self._client = PaymentServiceClient(payment_service_url, api_key, timeout_s)
+        self._client = PaymentServiceClient(payment_service_url, api_key, timeout_s, observer)
         self._agent_identifier = agent_identifier
         self._network = network
         self._seller_vkey_override = seller_vkey_override or None
@@ -75,6 +78,11 @@ class MasumiPaymentGateway:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def probe(self) -> None:
+        """One cheap authenticated read (GET /payment/count): raises unless the service
+        answers and accepts our API key."""
+        await self._client.call("GET", "/payment/count", params={"network": self._network})
 
     # -- payment requests ----------------------------------------------------
     async def create_payment_request(self, request: PaymentRequest) -> PaymentTerms:

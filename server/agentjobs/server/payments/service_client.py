@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -42,7 +42,13 @@ _RETRY_LATER = frozenset({408, 425, 429})
 
 
 class PaymentServiceClient:
-    def __init__(self, base_url: str, api_key: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout_s: float,
+        observer: Callable[[DomainError | None], None] | None = None,
+    ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.host:
             raise PaymentConfigurationError(
@@ -57,6 +63,9 @@ class PaymentServiceClient:
         self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._refusal_logged = False
+        # Told the outcome of every call (None: the service answered with success), for
+        # honest availability (services/availability.py).
+        self.observer = observer
 
     async def close(self) -> None:
         session, self._session = self._session, None
@@ -84,6 +93,24 @@ class PaymentServiceClient:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """The `data` of a success answer; a domain error for anything else."""
+        try:
+            data = await self._call(method, path, body=body, params=params)
+        except DomainError as error:
+            if self.observer is not None:
+                self.observer(error)
+            raise
+        if self.observer is not None:
+            self.observer(None)
+        return data
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
         what = f"{method} {path}"
         try:
             async with self._pooled_session().request(

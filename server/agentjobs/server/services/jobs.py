@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator
@@ -24,6 +25,7 @@ from agentjobs.server.domain import (
 )
 from agentjobs.server.domain.hashing import input_hash
 from agentjobs.server.domain.identifiers import identifier_from_purchaser_violation
+from agentjobs.server.domain.input_rules import check_id, check_input, check_optional_id, check_text
 from agentjobs.server.domain.lifecycle import (
     Answer,
     NewEvent,
@@ -41,13 +43,11 @@ from agentjobs.server.repository.base import (
     RequestIdTakenError,
 )
 from agentjobs.server.services.core import Core
-from agentjobs.server.services.input_validation import check_input_size, validate_input
+from agentjobs.server.services.availability import PaymentServiceHealth
+from agentjobs.server.services.input_validation import check_input_data
 from agentjobs.server.services.intents import PaymentIntents
 
 log = logging.getLogger(__name__)
-
-MAX_REQUEST_ID_LENGTH = 128
-
 
 @dataclass(frozen=True)
 class Availability:
@@ -55,6 +55,7 @@ class Availability:
     agent_identifier: str
     message: str
     sandbox: bool
+    draining: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,7 @@ class InputReceipt:
 
 
 def check_request_id(request_id: str | None) -> None:
-    if request_id is not None and len(request_id) > MAX_REQUEST_ID_LENGTH:
-        raise InvalidArgumentError(
-            "request_id is too long",
-            [FieldViolation("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")],
-        )
+    check_optional_id(request_id, "request_id")
 
 
 def check_page_size(page_size: int) -> int:
@@ -91,6 +88,7 @@ class JobsService:
         max_input_bytes: int,
         pricing: Pricing = Pricing.FIXED,
         on_new_payment: Any = None,
+        payment_health: PaymentServiceHealth | None = None,
     ) -> None:
         self._core = core
         self._repository = core.repository
@@ -102,6 +100,7 @@ class JobsService:
         self._pricing = pricing
         # Called after a payment was requested: the monitor takes a quick first look.
         self._on_new_payment = on_new_payment
+        self._payment_health = payment_health
         self.accepting = True
 
     # -- StartJob ------------------------------------------------------------
@@ -119,8 +118,7 @@ class JobsService:
                     f"identifier_from_purchaser {violation.description}", [violation]
                 )
         check_request_id(request_id)
-        check_input_size(input_data, self._max_input_bytes)
-        validate_input(input_data, self._agent.input_schema)
+        check_input_data(input_data, self._agent.input_schema, max_bytes=self._max_input_bytes)
         digest = input_hash(input_data, identifier_from_purchaser)
         funds = None if free else self._intents.price(input_data)
         job = self._new_job(identifier_from_purchaser, input_data, digest, request_id, free)
@@ -138,7 +136,9 @@ class JobsService:
             return await self._replayed_start(identifier_from_purchaser, digest, request_id)
         if free:
             return stored
-        job = await self._intents.request(stored, funds)
+        # Shielded: a caller who gives up must not cut the request off between POST
+        # /payment and attaching its answer (the intent would then wait for its lease).
+        job = await asyncio.shield(self._intents.request(stored, funds))
         if self._on_new_payment is not None:
             self._on_new_payment()
         return job
@@ -196,6 +196,7 @@ class JobsService:
 
     # -- status --------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job:
+        check_id(job_id, "job_id")
         return await self._repository.get(job_id)
 
     async def list_jobs(
@@ -211,6 +212,7 @@ class JobsService:
         Woken by the change hub (this process's writes and, through the change feed,
         every other replica's); events are read from the database after each wake-up,
         so none is skipped when several land between two reads."""
+        check_id(job_id, "job_id")
         with self._repository.changes.subscribe(job_id) as changed:
             job = await self._repository.get(job_id)
             last = job.event_count
@@ -234,46 +236,55 @@ class JobsService:
         input_data: dict[str, Any],
         request_id: str | None = None,
     ) -> InputReceipt:
+        check_id(job_id, "job_id")
+        check_id(status_id, "status_id")
         check_request_id(request_id)
+        check_input(input_data)
         job = await self._repository.get(job_id)
+        digest = input_hash(input_data, job.identifier_from_purchaser)
         if request_id:
-            earlier = await self._earlier_answer(job_id, request_id, status_id, input_data)
+            earlier = await self._earlier_answer(job_id, request_id, status_id, digest)
             if earlier is not None:
                 return earlier
         if job.status is JobStatus.AWAITING_INPUT and status_id == job.status_id:
-            check_input_size(input_data, self._max_input_bytes)
-            validate_input(input_data, job.input_schema or {})
-        digest = input_hash(input_data, job.identifier_from_purchaser)
+            check_input_data(
+                input_data,
+                job.input_schema or {},
+                max_bytes=self._max_input_bytes,
+                schema_name="the schema of the input the job asks for",
+            )
         answer = Answer(input_data=input_data, input_hash=digest, request_id=request_id)
         try:
             await self._core.settle(job, None, lambda j, _i, n: on_input(j, status_id, answer, n))
         except (InvalidStateTransitionError, StatusIdMismatchError):
             # Two deliveries of one answer may race: the loser finds the winner's.
             if request_id:
-                earlier = await self._earlier_answer(job_id, request_id, status_id, input_data)
+                earlier = await self._earlier_answer(job_id, request_id, status_id, digest)
                 if earlier is not None:
                     return earlier
             raise
         return InputReceipt(input_hash=digest)
 
     async def _earlier_answer(
-        self, job_id: str, request_id: str, status_id: str, input_data: dict[str, Any]
+        self, job_id: str, request_id: str, status_id: str, digest: str
     ) -> InputReceipt | None:
+        """The receipt of an earlier answer with this request_id; a different body or
+        status_id under the same request_id is a conflict, never the earlier receipt."""
         for event in await self._repository.events(job_id):
             if (
                 event.type is EventType.INPUT_PROVIDED
                 and event.data.get("request_id") == request_id
             ):
-                if (
-                    event.data.get("status_id") != status_id
-                    or event.data.get("input_data") != input_data
+                if (event.data.get("status_id"), event.data.get("input_hash")) != (
+                    status_id,
+                    digest,
                 ):
                     raise IdempotencyConflictError(request_id)
                 return InputReceipt(input_hash=str(event.data["input_hash"]))
         return None
 
     # -- the rest of MIP-003 -------------------------------------------------
-    def availability(self) -> Availability:
+    async def availability(self) -> Availability:
         if self._sandbox:
             message = (
                 "SANDBOX: payments go to the built-in sandbox payment service, "
@@ -281,10 +292,18 @@ class JobsService:
             )
         else:
             message = f"{self._agent.name} is ready to accept jobs"
+        available = self.accepting
         if not self.accepting:
             message = "shutting down; not accepting jobs"
+        elif self._payment_health is not None:
+            # No job can start while the payment service refuses us or is gone.
+            health = await self._payment_health.current()
+            if not health.usable:
+                available = False
+                message = health.problem
         return Availability(
-            available=self.accepting,
+            available=available,
+            draining=not self.accepting,
             agent_identifier=self._agent_identifier,
             message=message,
             sandbox=self._sandbox,
@@ -298,6 +317,8 @@ class JobsService:
 
     # -- operator ------------------------------------------------------------
     async def cancel_job(self, job_id: str, reason: str) -> Job:
+        check_id(job_id, "job_id")
+        check_text(reason, "reason")
         job, invoice = await self._repository.get_with_invoice(job_id)
         payment: PaymentState | None = None
         if job.status is JobStatus.AWAITING_PAYMENT and job.has_payment:

@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 # How long a write waits for another process's write lock before it answers UNAVAILABLE:
 # well inside a caller's deadline, so the client retries instead of timing out.
-WRITE_BUSY_TIMEOUT_MS = 5_000
+WRITE_BUSY_TIMEOUT_MS = 3_000
 # Transactions committed together at most (bounds one batch's latency).
 MAX_BATCH = 256
 _STOP = object()
