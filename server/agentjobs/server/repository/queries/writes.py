@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from agentjobs.server.domain import InvoiceStatus, Job, StaleJobError
 from agentjobs.server.domain.lifecycle import Continue, Decision, NewEvent, preview
 from agentjobs.server.domain.lifecycle.decision import InvoiceChange
-from agentjobs.server.domain.steps import KEEP
+from agentjobs.server.domain.steps import KEEP, Scheduled
 from agentjobs.server.repository.rows import JOB_COLUMNS, amount_rows, column_values, job_row
 from agentjobs.server.repository.tables import invoice_amounts, invoices, job_events, jobs
 
@@ -105,6 +105,10 @@ def apply_decision(
     values.update(held)
     if step is not KEEP and not isinstance(step, Continue):
         values["affinity"] = affinity
+        if not isinstance(step, Scheduled) or step.step is not job.step:
+            # A new step (or none) starts untried, even if a claim counted a try of the
+            # old one after `job` was read (claims do not move the version).
+            values["attempt"] = after.attempt
     where = [jobs.c.job_id == job.job_id, jobs.c.version == job.version]
     if fence is not None:
         where += [jobs.c.lease_owner == fence.owner, jobs.c.attempt == fence.attempt]
