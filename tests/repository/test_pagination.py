@@ -1,4 +1,4 @@
-"""Keyset pagination of jobs and invoices (AIP-158)."""
+"""Keyset pagination (AIP-158) of jobs, invoices and the attention view, and the tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentjobs.server.domain import InvalidPageTokenError, InvoiceStatus, JobStatus
+from agentjobs.server.domain.lifecycle.attention import needs_attention
 from agentjobs.server.repository.base import JobRepository, Page
 from agentjobs.server.repository.pagination import (
     Cursor,
@@ -19,8 +20,7 @@ from agentjobs.server.repository.pagination import (
     encode_page_token,
     page_size_or_default,
 )
-from tests.repository.builders import ManualClock, funds_locked, new_job
-from tests.repository.conftest import Backend
+from tests.repository.builders import T0, at, funds_locked, insert, with_payment
 
 
 async def _all_job_ids(
@@ -30,42 +30,42 @@ async def _all_job_ids(
     token: str | None = None
     while True:
         page = await repo.list(page_size=page_size, page_token=token, status=status)
+        assert len(page.items) <= page_size
         ids += [j.job_id for j in page.items]
         token = page.next_page_token
         if token is None:
             return ids
 
 
-async def test_list_is_newest_first_and_pages_end(backend: Backend) -> None:
-    clock = ManualClock()
-    repo = await backend.open(clock)
-    created = []
-    for _ in range(5):
-        created.append(await repo.create(new_job()))
-        clock.advance()
+async def test_jobs_are_listed_newest_first_and_pages_end(repo: JobRepository) -> None:
+    created = [await insert(repo, created_at=at(n)) for n in range(5)]
     first = await repo.list(page_size=2)
-    assert [j.job_id for j in first.items] == [created[4].job_id, created[3].job_id]
+    assert first.items == [created[4], created[3]]
     assert first.next_page_token is not None
     assert await _all_job_ids(repo, 2) == [j.job_id for j in reversed(created)]
     exact = await repo.list(page_size=5)
     assert len(exact.items) == 5
     assert exact.next_page_token is None
+    assert len((await repo.list(page_size=0)).items) == 5  # 0: the default size
 
 
-async def test_empty_list(repo: JobRepository) -> None:
+async def test_empty_lists(repo: JobRepository) -> None:
     assert await repo.list() == Page(items=[], next_page_token=None)
     assert await repo.list_invoices() == Page(items=[], next_page_token=None)
+    assert await repo.list_attention() == Page(items=[], next_page_token=None)
 
 
 async def test_pages_hold_every_job_once_while_jobs_are_inserted(repo: JobRepository) -> None:
-    existing = {(await repo.create(new_job())).job_id for _ in range(25)}
+    existing = {(await insert(repo, created_at=at(n))).job_id for n in range(20)}
     seen: list[str] = []
     token: str | None = None
+    later = 100
     while True:
         page = await repo.list(page_size=7, page_token=token)
         seen += [j.job_id for j in page.items]
         for _ in range(3):
-            await repo.create(new_job())
+            later += 1
+            await insert(repo, created_at=at(later))
         token = page.next_page_token
         if token is None:
             break
@@ -73,61 +73,79 @@ async def test_pages_hold_every_job_once_while_jobs_are_inserted(repo: JobReposi
     assert existing <= set(seen), "a job was skipped"
 
 
-async def test_jobs_created_in_the_same_microsecond_are_all_listed(backend: Backend) -> None:
-    repo = await backend.open(ManualClock())  # every job gets the same created_at
-    created = {(await repo.create(new_job())).job_id for _ in range(11)}
+async def test_jobs_created_in_the_same_microsecond_are_all_listed(repo: JobRepository) -> None:
+    created = {(await insert(repo, created_at=T0)).job_id for _ in range(11)}
     seen = await _all_job_ids(repo, 3)
-    assert len(seen) == 11
     assert set(seen) == created
+    assert len(seen) == 11
     assert seen == sorted(seen, reverse=True), "equal times are ordered by job_id"
 
 
-async def test_status_filter(repo: JobRepository) -> None:
-    jobs = [await repo.create(new_job()) for _ in range(7)]
-    running = {j.job_id for j in jobs[:4]}
-    for job_id in running:
-        await repo.update_status(job_id, funds_locked())
+async def test_the_status_filter(repo: JobRepository) -> None:
+    jobs = [await with_payment(repo, now=at(n)) for n in range(7)]
+    running = {(await funds_locked(repo, j, now=at(10))).job_id for j in jobs[:4]}
     assert set(await _all_job_ids(repo, 3, JobStatus.RUNNING)) == running
     assert len(await _all_job_ids(repo, 2, JobStatus.AWAITING_PAYMENT)) == 3
     assert (await repo.list(status=JobStatus.COMPLETED)).items == []
+    assert await repo.count() == 7
+    assert await repo.count(JobStatus.RUNNING) == 4
+    assert await repo.count(JobStatus.FAILED) == 0
 
 
-async def test_a_token_is_bound_to_its_filter_and_listing(repo: JobRepository) -> None:
-    for _ in range(3):
-        await repo.update_status((await repo.create(new_job())).job_id, funds_locked())
-    token = (await repo.list(page_size=1, status=JobStatus.RUNNING)).next_page_token
-    assert token is not None
+async def test_a_token_is_bound_to_its_listing_and_filter(repo: JobRepository) -> None:
+    for n in range(3):
+        job = await with_payment(repo, now=at(n))
+        job = await funds_locked(repo, job, now=at(n))
+        await repo.apply(job, needs_attention(job, "DISPUTED", "look", "", at(n)), at(n))
+    jobs_token = (await repo.list(page_size=1, status=JobStatus.RUNNING)).next_page_token
+    invoices_token = (await repo.list_invoices(page_size=1)).next_page_token
+    attention_token = (await repo.list_attention(page_size=1)).next_page_token
+    assert jobs_token and invoices_token and attention_token
     with pytest.raises(InvalidPageTokenError):
-        await repo.list(page_size=1, page_token=token)
+        await repo.list(page_size=1, page_token=jobs_token)
     with pytest.raises(InvalidPageTokenError):
-        await repo.list(page_size=1, page_token=token, status=JobStatus.FAILED)
+        await repo.list(page_size=1, page_token=jobs_token, status=JobStatus.FAILED)
     with pytest.raises(InvalidPageTokenError):
-        await repo.list_invoices(page_size=1, page_token=token)
-    assert len((await repo.list(page_size=1, page_token=token, status=JobStatus.RUNNING)).items)
+        await repo.list_invoices(page_size=1, page_token=jobs_token)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list_attention(page_size=1, page_token=jobs_token)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list(page_size=1, page_token=invoices_token)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list_invoices(page_size=1, page_token=invoices_token, status=InvoiceStatus.PAID)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list(page_size=1, page_token=attention_token)
+    with pytest.raises(InvalidPageTokenError):
+        await repo.list_invoices(page_size=1, page_token=attention_token)
+    assert (await repo.list(page_size=1, page_token=jobs_token, status=JobStatus.RUNNING)).items
+    assert (await repo.list_invoices(page_size=1, page_token=invoices_token)).items
+    assert (await repo.list_attention(page_size=1, page_token=attention_token)).items
 
 
-@pytest.mark.parametrize(
-    "forged",
-    [
-        "not-a-token",
-        "",
-        "....",
-        "eyJ2IjoxfQ",  # base64 JSON without a checksum
-        "%%%.%%%",
-        "x" * 10_000,
-    ],
-)
-async def test_forged_tokens_are_rejected(repo: JobRepository, forged: str) -> None:
-    await repo.create(new_job())
-    with pytest.raises(InvalidPageTokenError):
-        await repo.list(page_token=forged)
-    with pytest.raises(InvalidPageTokenError):
-        await repo.list_invoices(page_token=forged)
+FORGED = [
+    "not-a-token",
+    "",
+    "....",
+    "eyJ2IjoxfQ",  # base64 JSON without a checksum
+    "%%%.%%%",
+    "x" * 10_000,
+]
+
+
+async def test_forged_tokens_are_rejected(repo: JobRepository) -> None:
+    await insert(repo)
+    for forged in FORGED:
+        with pytest.raises(InvalidPageTokenError):
+            await repo.list(page_token=forged)
+        with pytest.raises(InvalidPageTokenError):
+            await repo.list_invoices(page_token=forged)
+        with pytest.raises(InvalidPageTokenError):
+            await repo.list_attention(page_token=forged)
 
 
 async def test_an_edited_token_is_rejected(repo: JobRepository) -> None:
-    for _ in range(3):
-        await repo.create(new_job())
+    for n in range(3):
+        await insert(repo, created_at=at(n))
     token = (await repo.list(page_size=1)).next_page_token
     assert token is not None
     body, checksum = token.split(".")
@@ -138,18 +156,14 @@ async def test_an_edited_token_is_rejected(repo: JobRepository) -> None:
         await repo.list(page_token=f"{edited}.{checksum}", status=JobStatus.RUNNING)
 
 
-async def test_invoices_page_newest_first(backend: Backend) -> None:
-    clock = ManualClock()
-    repo = await backend.open(clock)
-    jobs = []
-    for _ in range(5):
-        jobs.append(await repo.create(new_job()))
-        clock.advance()
-    await repo.update_status(jobs[1].job_id, funds_locked())
+async def test_invoices_page_newest_first(repo: JobRepository) -> None:
+    jobs = [await with_payment(repo, now=at(n)) for n in range(5)]
+    await funds_locked(repo, jobs[1], now=at(10))
     seen: list[str] = []
     token: str | None = None
     while True:
         page = await repo.list_invoices(page_size=2, page_token=token)
+        assert len(page.items) <= 2
         seen += [i.blockchain_identifier for i in page.items]
         token = page.next_page_token
         if token is None:
@@ -157,6 +171,7 @@ async def test_invoices_page_newest_first(backend: Backend) -> None:
     assert seen == [j.blockchain_identifier for j in reversed(jobs)]
     paid = await repo.list_invoices(status=InvoiceStatus.PAID)
     assert [i.job_id for i in paid.items] == [jobs[1].job_id]
+    assert paid.items == [(await repo.get_with_invoice(jobs[1].job_id))[1]]
 
 
 def test_page_size_zero_means_default_and_large_is_capped() -> None:
@@ -182,3 +197,5 @@ def test_tokens_round_trip(created_at: datetime, key: str, filter_value: str | N
     cursor = Cursor(created_at=created_at, key=key)
     token = encode_page_token("jobs", filter_value, cursor)
     assert decode_page_token(token, "jobs", filter_value) == cursor
+    with pytest.raises(InvalidPageTokenError):
+        decode_page_token(token, "invoices", filter_value)
