@@ -41,6 +41,7 @@ from tests.repository.builders import (
     T0_MS,
     at,
     at_ms,
+    created_events,
     event_only,
     funds_locked,
     insert,
@@ -602,3 +603,22 @@ async def test_a_new_step_decided_on_a_job_read_before_its_claim_starts_at_no_at
     ended = await repo.apply(seen, Decision(step=None), at(2))
     assert await repo.get(seen.job_id) == ended
     assert (ended.step, ended.attempt) == (None, 0)
+
+
+async def test_an_intent_taken_over_is_not_deleted_by_its_first_holder(repo: JobRepository) -> None:
+    """StartJob on replica A holds the intent; its POST /payment outlives the lease and
+    replica B takes the intent over (a take-over does not move the version) and asks
+    for the payment itself. A's POST is then refused: A must not delete the intent
+    under B, or B's payment would belong to no job."""
+    intent = new_job()
+    intent = await repo.insert(intent, created_events(intent), lease=Lease("a", T0_MS + 1_000))
+    taken = await repo.take_over(intent, "b", now_ms=T0_MS + 1_001, until_ms=T0_MS + 31_000)
+    assert taken is not None and taken.version == intent.version
+    with pytest.raises(StaleJobError):
+        await repo.delete_intent(intent)
+    assert await repo.get(intent.job_id) == taken
+    assert len(await repo.events(intent.job_id)) == 1
+    # B, the holder now, may still give up on it.
+    await repo.delete_intent(taken)
+    with pytest.raises(JobNotFoundError):
+        await repo.get(intent.job_id)

@@ -125,13 +125,22 @@ def apply_decision(
 
 
 def delete_intent(connection: Connection, job: Job) -> None:
-    """Remove a payment intent that never got a payment (compare-and-set)."""
+    """Remove a payment intent that never got a payment (compare-and-set on the version
+    and on the intent's lease as read: a take-over moves the lease, not the version, and
+    the replica that took the intent over may be asking for its payment now)."""
     connection.execute(delete(job_events).where(job_events.c.job_id == job.job_id))
+    holder = (
+        jobs.c.lease_owner.is_(None)
+        if job.lease_owner is None
+        else jobs.c.lease_owner == job.lease_owner
+    )
     gone = connection.execute(
         delete(jobs).where(
             jobs.c.job_id == job.job_id,
             jobs.c.version == job.version,
             jobs.c.blockchain_identifier.is_(None),
+            holder,
+            jobs.c.attempt == job.attempt,
         )
     )
     if gone.rowcount != 1:
