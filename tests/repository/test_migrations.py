@@ -422,7 +422,6 @@ async def _postgres_0001(target: DatabaseTarget) -> None:
         await engine.dispose()
 
 
-@pytest.mark.slow
 async def test_upgrading_a_0001_database_gives_every_job_its_step(
     durable_backend: Backend, tmp_path: Path
 ) -> None:
