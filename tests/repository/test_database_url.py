@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from agentjobs.server.repository.database_url import Backend, parse_database_url
-from agentjobs.server.repository.factory import open_repository
 from agentjobs.server.repository.drivers.memory import MemoryDatabase
+from agentjobs.server.repository.drivers.postgres import PostgresDatabase
 from agentjobs.server.repository.drivers.sqlite import SqliteDatabase
+from agentjobs.server.repository.factory import open_repository
 
 
 def test_none_is_agentjobs_db_in_the_working_directory(
@@ -67,10 +68,12 @@ def test_a_schema_must_be_a_plain_identifier(schema: str) -> None:
         parse_database_url(f"postgresql://h/jobs?schema={schema}")
 
 
-def test_memory_url() -> None:
+def test_each_url_gets_its_driver() -> None:
     assert parse_database_url("memory://").backend is Backend.MEMORY
     assert isinstance(open_repository("memory://").db, MemoryDatabase)
     assert isinstance(open_repository("sqlite:///x.db").db, SqliteDatabase)
+    assert isinstance(open_repository("postgresql://h/jobs?schema=s").db, PostgresDatabase)
+    assert open_repository("postgresql://h/jobs?schema=s").target.schema == "s"
 
 
 @pytest.mark.parametrize(

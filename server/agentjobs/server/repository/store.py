@@ -171,14 +171,12 @@ class JobRepository:
         def body(connection: Connection) -> builtins.list[Job | StaleJobError]:
             outcomes: builtins.list[Job | StaleJobError] = []
             for job, decision in decided:
-                savepoint = connection.begin_nested()
+                # Any failure rolls its savepoint back (and closes it) on the way out.
                 try:
-                    outcomes.append(writes.apply_decision(connection, job, decision, now))
+                    with connection.begin_nested():
+                        outcomes.append(writes.apply_decision(connection, job, decision, now))
                 except StaleJobError as stale:
-                    savepoint.rollback()
                     outcomes.append(stale)
-                else:
-                    savepoint.commit()
             for name, watermark in watermarks:
                 coordination.set_watermark(connection, name, watermark)
             return outcomes

@@ -199,8 +199,7 @@ class SqliteDatabase:
         assert self._write_engine is not None
         try:
             connection = self._write_engine.connect()
-            with connection.begin():
-                upgrade_connection(connection, self.target)
+            _upgrade_without_foreign_keys(connection, self.target)
         except BaseException as exc:
             loop.call_soon_threadsafe(_settle, started, False, exc)
             return
@@ -275,6 +274,23 @@ class SqliteDatabase:
             assert raw is not None
             raw.execute(f"PRAGMA busy_timeout = {WRITE_BUSY_TIMEOUT_MS}")
             return _run_read(connection, body)
+
+
+def _upgrade_without_foreign_keys(connection: Connection, target: DatabaseTarget) -> None:
+    """Migrate with foreign keys off. SQLite changes most of a table by copying it
+    (create, copy, drop the old one, rename), and with foreign keys on, dropping a
+    table that other rows reference fails ("FOREIGN KEY constraint failed"): an
+    upgrade of a database that holds jobs would never pass. This is SQLite's own
+    procedure for such changes: foreign keys off (possible only outside a transaction),
+    the changes, then the migrations check the keys (env.py) before the commit."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with connection.begin():
+            upgrade_connection(connection, target)
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
 
 
 def _run_read(connection: Connection, body: Body[T]) -> T:

@@ -1,7 +1,12 @@
 """Other processes' commits to the same SQLite file, seen through PRAGMA data_version
 (a counter of a connection's that moves whenever another connection commits); then the
 events written since tell which jobs changed. One tiny query per poll on the event
-loop's thread."""
+loop's thread.
+
+"Written since" is rowid > the newest rowid seen. SQLite gives a new row the largest
+rowid plus one, so when the newest events are deleted (delete_intent removes an
+intent's events) their rowids are handed out again: the watcher remembers which event
+it saw last, and when that one is gone it cannot tell what changed and wakes everyone."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from agentjobs.server.repository.feeds.hub import ChangeHub
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+# Events read per query; a look reads until it has them all.
+ROWS_PER_QUERY = 10_000
 
 
 class SqliteWatcher:
@@ -25,7 +32,9 @@ class SqliteWatcher:
         self._task: asyncio.Task[None] | None = None
         self._connection: sqlite3.Connection | None = None
         self._version = -1
+        # The newest event seen: its rowid and its key (job_id, sequence).
         self._last_event = 0
+        self._last_key: tuple[str, int] | None = None
 
     async def start(self) -> None:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -33,7 +42,7 @@ class SqliteWatcher:
         connection.execute("PRAGMA query_only = ON")
         self._connection = connection
         self._version = self._data_version()
-        self._last_event = self._max_event()
+        self._last_event, self._last_key = self._newest_event()
         self._task = asyncio.create_task(self._watch(), name="agentjobs-sqlite-watch")
 
     async def stop(self) -> None:
@@ -51,12 +60,21 @@ class SqliteWatcher:
         (version,) = self._connection.execute("PRAGMA data_version").fetchone()
         return int(version)
 
-    def _max_event(self) -> int:
+    def _newest_event(self) -> tuple[int, tuple[str, int] | None]:
         assert self._connection is not None
-        (last,) = self._connection.execute(
-            "SELECT COALESCE(MAX(rowid), 0) FROM job_events"
+        row = self._connection.execute(
+            "SELECT rowid, job_id, sequence FROM job_events ORDER BY rowid DESC LIMIT 1"
         ).fetchone()
-        return int(last)
+        return (0, None) if row is None else (int(row[0]), (str(row[1]), int(row[2])))
+
+    def _last_seen_is_gone(self) -> bool:
+        if self._last_key is None:
+            return False
+        assert self._connection is not None
+        row = self._connection.execute(
+            "SELECT job_id, sequence FROM job_events WHERE rowid = ?", (self._last_event,)
+        ).fetchone()
+        return row is None or (str(row[0]), int(row[1])) != self._last_key
 
     async def _watch(self) -> None:
         while True:
@@ -73,12 +91,24 @@ class SqliteWatcher:
             return
         self._version = version
         assert self._connection is not None
-        rows = self._connection.execute(
-            "SELECT rowid, job_id FROM job_events WHERE rowid > ? ORDER BY rowid LIMIT 10000",
-            (self._last_event,),
-        ).fetchall()
-        if rows:
-            self._last_event = int(rows[-1][0])
+        if self._last_seen_is_gone():
+            # Deleted, its rowid perhaps reused: the events since cannot be told apart.
+            self._last_event, self._last_key = self._newest_event()
+            self._hub.changed_all()
+            return
+        changed: dict[str, None] = {}
+        while True:
+            rows = self._connection.execute(
+                "SELECT rowid, job_id, sequence FROM job_events WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (self._last_event, ROWS_PER_QUERY),
+            ).fetchall()
+            if rows:
+                last = rows[-1]
+                self._last_event, self._last_key = int(last[0]), (str(last[1]), int(last[2]))
+            changed.update(dict.fromkeys(str(row[1]) for row in rows))
+            if len(rows) < ROWS_PER_QUERY:
+                break
         # Steps may have become due without an event (a retry scheduled elsewhere): the
         # hub's listeners (workers) look in any case.
-        self._hub.changed(dict.fromkeys(job_id for _, job_id in rows))
+        self._hub.changed(changed)

@@ -108,8 +108,9 @@ def renew_leases(connection: Connection, owner: str, *, until_ms: int) -> set[st
 
 
 def release_leases(connection: Connection, owner: str, job_ids: Sequence[str]) -> int:
-    """Give steps back unfinished (a clean shutdown): due again at once elsewhere, and
-    the interrupted try does not count against the step's attempts."""
+    """Give steps back unfinished (a clean shutdown): due again at once elsewhere (the
+    other replicas are told), and the interrupted try does not count against the step's
+    attempts."""
     if not job_ids:
         return 0
     released = connection.execute(
@@ -120,8 +121,12 @@ def release_leases(connection: Connection, owner: str, job_ids: Sequence[str]) -
             lease_expires_at=None,
             attempt=case((jobs.c.attempt > 0, jobs.c.attempt - 1), else_=0),
         )
+        .returning(jobs.c.job_id)
     )
-    return int(released.rowcount or 0)
+    given_back = [row.job_id for row in released]
+    if given_back:
+        notify(connection, given_back)
+    return len(given_back)
 
 
 def release_all(connection: Connection, owner: str) -> int:

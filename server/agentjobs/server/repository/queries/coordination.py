@@ -78,7 +78,8 @@ def heartbeat(
         replicas,
         {"replica_id": replica_id, "role": role, "started_at": started_at, "heartbeat_at": now_ms},
         ["replica_id"],
-        {"role": role, "heartbeat_at": now_ms},
+        # started_at too: a replica restarted under a fixed id is a new process.
+        {"role": role, "started_at": started_at, "heartbeat_at": now_ms},
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from agentjobs.server.domain import InvoiceStatus, Job, StaleJobError
 from agentjobs.server.domain.lifecycle import Continue, Decision, NewEvent, preview
 from agentjobs.server.domain.lifecycle.decision import InvoiceChange
-from agentjobs.server.domain.steps import KEEP
+from agentjobs.server.domain.steps import KEEP, Scheduled
 from agentjobs.server.repository.rows import JOB_COLUMNS, amount_rows, column_values, job_row
 from agentjobs.server.repository.tables import invoice_amounts, invoices, job_events, jobs
 
@@ -105,6 +105,10 @@ def apply_decision(
     values.update(held)
     if step is not KEEP and not isinstance(step, Continue):
         values["affinity"] = affinity
+        if not isinstance(step, Scheduled) or step.step is not job.step:
+            # A new step (or none) starts untried, even if a claim counted a try of the
+            # old one after `job` was read (claims do not move the version).
+            values["attempt"] = after.attempt
     where = [jobs.c.job_id == job.job_id, jobs.c.version == job.version]
     if fence is not None:
         where += [jobs.c.lease_owner == fence.owner, jobs.c.attempt == fence.attempt]
@@ -121,13 +125,22 @@ def apply_decision(
 
 
 def delete_intent(connection: Connection, job: Job) -> None:
-    """Remove a payment intent that never got a payment (compare-and-set)."""
+    """Remove a payment intent that never got a payment (compare-and-set on the version
+    and on the intent's lease as read: a take-over moves the lease, not the version, and
+    the replica that took the intent over may be asking for its payment now)."""
     connection.execute(delete(job_events).where(job_events.c.job_id == job.job_id))
+    holder = (
+        jobs.c.lease_owner.is_(None)
+        if job.lease_owner is None
+        else jobs.c.lease_owner == job.lease_owner
+    )
     gone = connection.execute(
         delete(jobs).where(
             jobs.c.job_id == job.job_id,
             jobs.c.version == job.version,
             jobs.c.blockchain_identifier.is_(None),
+            holder,
+            jobs.c.attempt == job.attempt,
         )
     )
     if gone.rowcount != 1:
