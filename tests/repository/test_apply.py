@@ -307,8 +307,8 @@ async def test_a_fenced_write_needs_the_lease_owner_and_attempt(repo: JobReposit
 
 
 async def test_a_write_with_a_lost_lease_fails(repo: JobRepository) -> None:
-    """w1's lease expired and w2 took the step over: w1's late result is refused, even
-    though no other write moved the version."""
+    """w1's lease expired and w2 took the step over: w1's late result is refused (the
+    take-over of a run also wrote its STARTED event, so the version moved too)."""
     await running(repo)
     mine = await _claimed(repo, "w1")
     lease_end = mine.lease_expires_at
@@ -316,7 +316,7 @@ async def test_a_write_with_a_lost_lease_fails(repo: JobRepository) -> None:
     (theirs,) = await repo.claim(
         "w2", now_ms=lease_end + 1, lease_ms=30_000, limit=1, affinity_grace_ms=0
     )
-    assert (theirs.job_id, theirs.attempt, theirs.version) == (mine.job_id, 2, mine.version)
+    assert (theirs.job_id, theirs.attempt, theirs.version) == (mine.job_id, 2, mine.version + 1)
     late = on_result(mine, None, "late result", "ee" * 32, at(40))
     with pytest.raises(StaleJobError):
         await repo.apply(mine, late, at(40), fence=Fence("w1", 1), lease=Lease("w1", at_ms(70)))
@@ -325,7 +325,7 @@ async def test_a_write_with_a_lost_lease_fails(repo: JobRepository) -> None:
         None,
         "w2",
         2,
-        mine.event_count,
+        mine.event_count + 1,
     )
     assert await repo.apply(theirs, late, at(41), fence=Fence("w2", 2))
 
@@ -577,14 +577,15 @@ async def test_the_clock_moving_back_keeps_updated_at(repo: JobRepository) -> No
 async def test_a_new_step_decided_on_a_job_read_before_its_claim_starts_at_no_attempts(
     repo: JobRepository,
 ) -> None:
-    """The monitor read the job, a worker claimed its step (a claim does not move the
-    version), then the monitor's decision gave the job another step: that step has not
-    been tried yet, whatever the claim counted for the old one."""
-    await running(repo)
+    """The monitor read the job, a worker claimed its step (a claim of a step other than
+    a run does not move the version), then the monitor's decision gave the job another
+    step: that step has not been tried yet, whatever the claim counted for the old one."""
+    ran = await running(repo)
+    await repo.apply(ran, Decision(step=Scheduled(Step.SUBMIT, T0_MS)), at(0))
     (seen,) = await repo.claim("w0", now_ms=T0_MS, lease_ms=1, limit=1, affinity_grace_ms=0)
     await repo.release("w0", [seen.job_id])
     seen = await repo.get(seen.job_id)
-    assert (seen.step, seen.attempt) == (Step.RUN, 0)
+    assert (seen.step, seen.attempt) == (Step.SUBMIT, 0)
     claimed = await _claimed(repo, "w1")
     assert (claimed.attempt, claimed.version) == (1, seen.version)
     follow = Decision(events=event_only().events, step=Scheduled(Step.FOLLOW, at_ms(60)))
@@ -622,3 +623,22 @@ async def test_an_intent_taken_over_is_not_deleted_by_its_first_holder(repo: Job
     await repo.delete_intent(taken)
     with pytest.raises(JobNotFoundError):
         await repo.get(intent.job_id)
+
+
+async def test_claiming_a_run_writes_its_started_event(repo: JobRepository) -> None:
+    """A run's claim is the agent starting: its STARTED event comes with the claim (no
+    transaction of its own), and so does a new version; a retry says which try it is."""
+    job = await running(repo)
+    first = await _claimed(repo, "w1")
+    assert (first.version, first.event_count) == (job.version + 1, job.event_count + 1)
+    started = (await repo.events(job.job_id))[-1]
+    assert (started.type, started.status, started.detail) == (
+        EventType.STARTED,
+        JobStatus.RUNNING,
+        "",
+    )
+    (again,) = await repo.claim(
+        "w2", now_ms=T0_MS + 30_001, lease_ms=30_000, limit=1, affinity_grace_ms=0
+    )
+    assert again.attempt == 2
+    assert (await repo.events(job.job_id))[-1].detail == "run again (try 2)"

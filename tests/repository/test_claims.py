@@ -15,7 +15,7 @@ from tests.repository.conftest import Backend, sql_rows
 LEASE_MS = 30_000
 
 
-async def _due(repo: JobRepository, run_at: int, step: Step = Step.RUN, **fields: Any) -> Job:
+async def _due(repo: JobRepository, run_at: int, step: Step = Step.SUBMIT, **fields: Any) -> Job:
     """A job whose `step` is due at `run_at` (epoch ms), free of any lease."""
     return await insert(repo, status=JobStatus.RUNNING, step=step, run_at=run_at, **fields)
 

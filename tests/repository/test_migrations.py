@@ -468,10 +468,11 @@ async def test_upgrading_a_0001_database_gives_every_job_its_step(
         expected = {old.job_id for old in OLD_ROWS if old.run_at == 0}
         assert {job.job_id for job in claimed} == expected
         assert await repo.next_due() == T0_MS + 1_000
-        # ... events continue after the old ones, and new jobs go in beside them.
+        # ... events continue after the old ones (the claim of the run wrote its
+        # STARTED as the 4th), and new jobs go in beside them.
         runs = await repo.get("runs")
         moved = await repo.apply(runs, event_only("after the upgrade"), at(1))
-        assert [e.sequence for e in await repo.events("runs")][-1] == moved.event_count == 4
+        assert [e.sequence for e in await repo.events("runs")][-1] == moved.event_count == 5
         await with_payment(repo)
         assert await repo.count() == len(OLD_ROWS) + 1
         report = await repo.earnings()

@@ -178,9 +178,7 @@ async def test_a_paid_job_completes_is_submitted_once_and_is_withdrawn(
         ]
         types = [e.type for e in events]
         # The chain can only have taken the result after we submitted it.
-        assert types.index(EventType.RESULT_CONFIRMED) > types.index(
-            EventType.RESULT_SUBMITTED
-        )
+        assert types.index(EventType.RESULT_CONFIRMED) > types.index(EventType.RESULT_SUBMITTED)
 
 
 async def test_replayed_diff_pages_change_nothing(

@@ -49,6 +49,7 @@ from agentjobs.server.services.intents import PaymentIntents
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Availability:
     available: bool
