@@ -13,6 +13,8 @@ from agentjobs.server.agent import request_input
 from tests.services.agents import APPROVAL_QUESTION, COLOUR_QUESTION, optional_text, shouted
 
 STATE_DIR_VARIABLE = "SERVICES_TEST_STATE_DIR"
+# A unix socket of the test's: every run is announced there, as it starts.
+RUN_SOCKET_VARIABLE = "SERVICES_TEST_RUN_SOCKET"
 
 INPUT_SCHEMA: dict[str, Any] = {"input_data": [optional_text("text"), optional_text("mode")]}
 
@@ -34,11 +36,23 @@ def _count_run(identifier_from_purchaser: str) -> int:
     return runs_of(state_dir, identifier_from_purchaser)
 
 
+async def _announce(identifier_from_purchaser: str) -> None:
+    socket_path = os.environ.get(RUN_SOCKET_VARIABLE)
+    if not socket_path:
+        return
+    _reader, writer = await asyncio.open_unix_connection(socket_path)
+    writer.write(f"{identifier_from_purchaser}\n".encode())
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
 async def restartable(identifier_from_purchaser: str, input_data: dict[str, Any]) -> str:
     """mode "block_first_run": the first run never returns (the test kills the server
     under it), later runs shout; "ask": asks for a colour and an approval and names the
     run that answered; anything else shouts."""
     run = _count_run(identifier_from_purchaser)
+    await _announce(identifier_from_purchaser)
     mode = input_data.get("mode")
     text = str(input_data.get("text", ""))
     if mode == "block_first_run" and run == 1:

@@ -16,6 +16,7 @@ from google.protobuf import struct_pb2
 from masumi.helper_functions import create_masumi_input_hash, create_masumi_output_hash
 
 from agentjobs.server.domain import Amount, EventType, InvoiceStatus, JobStatus
+from agentjobs.server.domain.payment import PaymentSourceType
 from agentjobs.server.payments.gateway import OnChainState
 from agentjobs.server.payments.sandbox import (
     ManualClock,
@@ -23,7 +24,6 @@ from agentjobs.server.payments.sandbox import (
     add_request_observer,
 )
 from agentjobs.server.repository.base import Watermark
-from agentjobs.server.domain.payment import PaymentSourceType
 from agentjobs.server.services.monitor import watermark_names
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.services.agents import ScriptedAgent

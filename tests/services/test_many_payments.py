@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-import uuid
-from datetime import UTC, datetime
 
 from agentjobs.server.domain import Amount, EventType, Job, JobStatus, PaymentTerms
 from agentjobs.server.domain.lifecycle import NewEvent, Policy, on_payment_requested

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agentjobs.server.domain import EventType, JobStatus
+from agentjobs.server.domain.payment import PaymentSourceType
 from agentjobs.server.payments.sandbox import SandboxPaymentService
 from agentjobs.server.repository.base import Watermark
-from agentjobs.server.domain.payment import PaymentSourceType
 from agentjobs.server.services.monitor import watermark_names
 from agentjobs.server.testing import RunningServer
 from tests.services.agents import ScriptedAgent

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from agentjobs.server.payments.sandbox import SandboxPaymentService, add_respons
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.reliability.server_process import ServerProcess, start_server_process
 from tests.services.conftest import AGENT_IDENTIFIER, API_KEY
-from tests.services.process_agents import STATE_DIR_VARIABLE, runs_of
+from tests.services.process_agents import RUN_SOCKET_VARIABLE, STATE_DIR_VARIABLE, runs_of
 
 SUBMIT_RESULT = "/payment/submit-result"
 RUNNING = jobs_pb2.JOB_STATUS_RUNNING
@@ -35,6 +36,15 @@ Update = jobs_pb2.WatchJobResponse
 class Rig:
     tmp_path: Path
     payment_service: SandboxPaymentService
+    # Short: a unix socket path must fit in 108 bytes.
+    socket_path: str = ""
+    announced: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def _heard(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.close()
+        async with self.announced:
+            self.announced.notify_all()
 
     @property
     def state_dir(self) -> Path:
@@ -57,6 +67,7 @@ class Rig:
             "AGENTJOBS_LEASE_S": "1",
             "AGENTJOBS_WORKER_POLL_S": "0.1",
             STATE_DIR_VARIABLE: str(self.state_dir),
+            RUN_SOCKET_VARIABLE: self.socket_path,
         }
 
     @asynccontextmanager
@@ -73,11 +84,10 @@ class Rig:
         return runs_of(self.state_dir, identifier)
 
     async def wait_for_runs(self, identifier: str, count: int, within_s: float = 10) -> None:
-        """Until the agent (in the server process) has counted `count` runs: it writes
-        them to a file, the one thing the test can see across the process boundary."""
-        async with asyncio.timeout(within_s):
-            while self.runs(identifier) < count:
-                await asyncio.sleep(0.01)
+        """Until the agent (in the server process) has started `count` runs: each run
+        announces itself on the rig's unix socket."""
+        async with asyncio.timeout(within_s), self.announced:
+            await self.announced.wait_for(lambda: self.runs(identifier) >= count)
 
 
 @pytest.fixture
@@ -85,10 +95,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     payment_service = SandboxPaymentService(api_key=API_KEY, lock_after=None, settle_after=0.02)
     await payment_service.start("127.0.0.1", 0)
     (tmp_path / "agent-state").mkdir()
-    try:
-        yield Rig(tmp_path, payment_service)
-    finally:
-        await payment_service.stop()
+    with tempfile.TemporaryDirectory(prefix="aj-") as short:
+        rig = Rig(tmp_path, payment_service, socket_path=f"{short}/runs")
+        listening = await asyncio.start_unix_server(rig._heard, rig.socket_path)
+        try:
+            yield rig
+        finally:
+            listening.close()
+            await listening.wait_closed()
+            await payment_service.stop()
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ from agentjobs.server.repository.base import (
     Page,
     RequestIdTakenError,
 )
-from agentjobs.server.services.core import Core
 from agentjobs.server.services.availability import PaymentServiceHealth
+from agentjobs.server.services.core import Core
 from agentjobs.server.services.input_validation import check_input_data
 from agentjobs.server.services.intents import PaymentIntents
 
