@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from agentjobs.server.domain import Invoice, Job, StaleJobError
 from agentjobs.server.domain.lifecycle import Continue, Decision, Policy
+from agentjobs.server.domain.steps import KEEP
 from agentjobs.server.payments.gateway import PaymentGateway
 from agentjobs.server.repository.base import Fence, JobRepository, Lease
 
@@ -70,6 +71,8 @@ class StepRun:
         self.owner = core.replica_id
         # The last write kept the lease and named the next step: go on with it here.
         self.continued = False
+        # The last write gave the lease up (the step is over): nothing here to stop.
+        self.released = False
 
     @property
     def fence(self) -> Fence:
@@ -106,6 +109,7 @@ class StepRun:
                 continue
             self.job = job
             self.continued = isinstance(decision.step, Continue)
+            self.released = not self.continued and decision.step is not KEEP
             if decision.invoice is not None or decision.new_invoice is not None:
                 self.invoice = await core.repository.invoice_of(job)
             return job

@@ -34,6 +34,12 @@ class _Held:
     task: asyncio.Task[None]
     claimed_at: float
     step: Step | None
+    run: StepRun | None = None
+
+    def stoppable(self, before: float) -> bool:
+        """Claimed before `before`, still at work, and not already done with its lease."""
+        released = self.run is not None and self.run.released
+        return self.claimed_at < before and not self.task.done() and not released
 
 
 class Worker:
@@ -55,10 +61,13 @@ class Worker:
         self._affinity_grace_ms = core.lease_ms if affinity_grace_ms is None else affinity_grace_ms
         self._held: dict[str, _Held] = {}
         self._wake = asyncio.Event()
+        # A change anywhere: a step held here may have been ended by another writer (a
+        # refund paid out under a running agent); look soon instead of at the renewal.
+        self._look = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self.claimed = 0
-        core.repository.changes.on_change(self._wake.set)
+        core.repository.changes.on_change(self._changed)
 
     @property
     def steps_held(self) -> int:
@@ -68,10 +77,16 @@ class Worker:
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="worker-claims"),
             asyncio.create_task(self._lease_loop(), name="worker-leases"),
+            asyncio.create_task(self._look_loop(), name="worker-looks"),
         ]
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _changed(self) -> None:
+        self._wake.set()
+        if self._held:
+            self._look.set()
 
     # -- claiming ------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -130,6 +145,9 @@ class Worker:
         core = self._core
         try:
             run = StepRun(core, job, await core.repository.invoice_of(job))
+            held = self._held.get(job.job_id)
+            if held is not None:
+                held.run = run
             while True:
                 step = run.job.step
                 handler = self._handlers.get(step) if step is not None else None
@@ -183,6 +201,31 @@ class Worker:
             except Exception:
                 log.exception("could not renew the worker's leases")
 
+    async def _look_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._look.wait()
+            self._look.clear()
+            try:
+                await self.drop_lost()
+            except DomainError as exc:
+                log.warning("could not look at the steps held here: %s", exc.message)
+            except Exception:
+                log.exception("could not look at the steps held here")
+
+    async def drop_lost(self) -> None:
+        """Stop the steps whose lease another writer ended (the job moved on)."""
+        if not self._held:
+            return
+        began = time.monotonic()
+        states = await self._core.repository.job_states(list(self._held))
+        me = self._core.replica_id
+        for job_id, entry in list(self._held.items()):
+            state = states.get(job_id)
+            lost = state is None or state.lease_owner != me
+            if lost and entry.stoppable(began):
+                log.info("job %s: its step ended elsewhere; stopping it here", job_id)
+                entry.task.cancel()
+
     async def renew(self) -> None:
         core = self._core
         began = time.monotonic()
@@ -190,7 +233,7 @@ class Worker:
             core.replica_id, until_ms=core.clock.now_ms() + core.lease_ms
         )
         for job_id, entry in list(self._held.items()):
-            if job_id not in held and entry.claimed_at < began and not entry.task.done():
+            if job_id not in held and entry.stoppable(began):
                 log.warning("job %s: its lease was lost; stopping its step here", job_id)
                 entry.task.cancel()
 
