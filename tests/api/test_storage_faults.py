@@ -20,8 +20,10 @@ from sqlalchemy import exc as sa_exc
 
 from agentjobs.server.api.errors import http_body, to_rpc_status
 from agentjobs.server.domain import StorageUnavailableError
-from agentjobs.server.repository.engines import SQLITE_BUSY_TIMEOUT_MS
-from agentjobs.server.repository.faults import is_storage_fault
+from agentjobs.server.repository.drivers.sqlite import (
+    WRITE_BUSY_TIMEOUT_MS as SQLITE_BUSY_TIMEOUT_MS,
+)
+from agentjobs.server.repository.drivers.storage_errors import is_storage_fault
 from agentjobs.server.testing import running_server
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.repository.conftest import POSTGRES_URL, fresh_backend
@@ -96,11 +98,6 @@ async def test_a_write_locked_sqlite_answers_unavailable_before_the_deadline(
         assert (await stub.StartJob(start_request("after the lock"))).job_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the job is stored only after POST /payment; the durable-step rewrite writes "
-    "the job's intent first (remove this mark when it lands)",
-)
 async def test_a_job_that_cannot_be_stored_requests_no_payment(tmp_path: Path) -> None:
     async with (
         running_server(tmp_path, sandbox_lock_after_s=3600) as server,

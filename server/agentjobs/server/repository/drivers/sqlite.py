@@ -239,7 +239,7 @@ class SqliteDatabase:
                         outcomes.append((True, value))
         except BaseException as exc:
             # The commit itself (or BEGIN) failed: nothing of the batch is written.
-            failure = _mapped(exc, "commit")
+            failure = _mapped(exc, "write")
             outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.batched_writes += len(batch)
