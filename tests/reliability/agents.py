@@ -15,3 +15,9 @@ async def slow_shout(identifier_from_purchaser: str, input_data: dict[str, Any])
     """Takes long enough that a kill often lands while it runs."""
     await asyncio.sleep(random.uniform(0.05, 0.4))
     return str(input_data.get("text", "")).upper() + "!"
+
+
+async def few_seconds(identifier_from_purchaser: str, input_data: dict[str, Any]) -> str:
+    """The cluster suite's agent: long enough that a replica can be killed under it."""
+    await asyncio.sleep(2.0)
+    return str(input_data.get("text", "")).upper() + "!"

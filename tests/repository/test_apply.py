@@ -635,10 +635,10 @@ async def test_claiming_a_run_writes_its_started_event(repo: JobRepository) -> N
     assert (started.type, started.status, started.detail) == (
         EventType.STARTED,
         JobStatus.RUNNING,
-        "",
+        "on w1",
     )
     (again,) = await repo.claim(
         "w2", now_ms=T0_MS + 30_001, lease_ms=30_000, limit=1, affinity_grace_ms=0
     )
     assert again.attempt == 2
-    assert (await repo.events(job.job_id))[-1].detail == "run again (try 2)"
+    assert (await repo.events(job.job_id))[-1].detail == "run again (try 2) on w2"

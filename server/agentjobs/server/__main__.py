@@ -67,10 +67,17 @@ async def _migrate(settings: Settings) -> None:
     print("database is up to date")
 
 
-async def _sandbox(host: str, port: int, api_key: str, lock_after: float | None) -> None:
+async def _sandbox(args: argparse.Namespace) -> None:
     from agentjobs.server.payments.sandbox import run_sandbox
 
-    await run_sandbox(host=host, port=port, api_key=api_key, lock_after=lock_after)
+    await run_sandbox(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        lock_after=args.lock_after,
+        settle_after=args.settle_after,
+        job_interval=args.job_interval,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +90,19 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.add_argument("--port", type=int, default=3001)
     sandbox.add_argument("--api-key", default="sandbox-api-key")
     sandbox.add_argument(
-        "--lock-after", type=float, default=2.0, help="seconds until the buyer locks funds"
+        "--lock-after",
+        type=float,
+        default=None,
+        help="seconds until the buyer locks funds (omitted: only when told)",
+    )
+    sandbox.add_argument(
+        "--settle-after", type=float, default=1.0, help="seconds a chain transaction takes"
+    )
+    sandbox.add_argument(
+        "--job-interval",
+        type=float,
+        default=15.0,
+        help="seconds between the payment service's chain jobs (upstream: 15)",
     )
     args = parser.parse_args(argv)
     settings = Settings()
@@ -92,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "sandbox":
-            asyncio.run(_sandbox(args.host, args.port, args.api_key, args.lock_after))
+            asyncio.run(_sandbox(args))
         else:
             asyncio.run(_serve(settings))
     except KeyboardInterrupt:

@@ -40,9 +40,15 @@ async def run_sandbox(
     api_key: str,
     lock_after: float | None = 2.0,
     settle_after: float = 1.0,
+    job_interval: float = 15.0,
 ) -> None:
     sandbox = SandboxPaymentService(
-        api_key=api_key, lock_after=lock_after, settle_after=settle_after, access_log=True
+        api_key=api_key,
+        lock_after=lock_after,
+        settle_after=settle_after,
+        job_interval=job_interval,
+        decision_interval=2 * job_interval,
+        access_log=True,
     )
     await sandbox.start(host, port)
     stop = asyncio.Event()

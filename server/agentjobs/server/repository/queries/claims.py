@@ -85,7 +85,9 @@ def claim_due(
                     "sequence": job.event_count,
                     "type": EventType.STARTED.value,
                     "status": job.status.value,
-                    "detail": "" if job.attempt <= 1 else f"run again (try {job.attempt})",
+                    "detail": f"on {owner}"
+                    if job.attempt <= 1
+                    else f"run again (try {job.attempt}) on {owner}",
                     "data": {"replica": owner},
                     "created_at": max(now, job.updated_at),
                 }

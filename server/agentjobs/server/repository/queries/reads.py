@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from agentjobs.server.domain import (
@@ -33,6 +33,12 @@ from agentjobs.server.repository.timestamps import as_utc
 
 # Identifiers per IN (...) query: far below SQLite's and asyncpg's parameter limits.
 IN_CHUNK = 500
+
+
+def listed() -> ColumnElement[bool]:
+    """Jobs callers can know of: not a payment intent still waiting for its payment's
+    answer (its StartJob has not answered; a payment found for it later lists it)."""
+    return or_(jobs.c.blockchain_identifier.is_not(None), jobs.c.pricing == "free")
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def list_jobs(
     connection: Connection, *, page_size: int, page_token: str | None, status: JobStatus | None
 ) -> Page:
     filter_value = None if status is None else status.value
-    query: Select[Any] = select(jobs)
+    query: Select[Any] = select(jobs).where(listed())
     if filter_value is not None:
         query = query.where(jobs.c.status == filter_value)
     if page_token is not None:
@@ -207,7 +213,7 @@ def count_attention(connection: Connection) -> dict[str, int]:
 
 
 def count_jobs(connection: Connection, status: JobStatus | None = None) -> int:
-    query = select(func.count()).select_from(jobs)
+    query = select(func.count()).select_from(jobs).where(listed())
     if status is not None:
         query = query.where(jobs.c.status == status.value)
     return int(connection.execute(query).scalar() or 0)
@@ -337,7 +343,7 @@ def earnings(
         # PostgreSQL sums bigint as numeric (Decimal): exact, converted exactly.
         sums[InvoiceStatus(status)].append(Amount(amount=int(total), unit=unit))
     for status, count in connection.execute(
-        select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        select(jobs.c.status, func.count()).where(listed()).group_by(jobs.c.status)
     ):
         jobs_by_status[JobStatus(status)] = int(count)
     free = connection.execute(
