@@ -105,9 +105,13 @@ async def chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
         async with chain.authorized:
             chain.authorized.notify_all()
 
+    telling: set[asyncio.Task[None]] = set()
+
     def seen(_method: str, path: str, _body: Any) -> None:
         if path == "/payment/authorize-refund":
-            loop.create_task(tell())
+            task = loop.create_task(tell())
+            telling.add(task)
+            task.add_done_callback(telling.discard)
 
     remove = add_request_observer(seen)
     try:
