@@ -39,7 +39,7 @@ class SandboxProcess:
             session.get(f"{self.root}/sandbox/requests") as response,
         ):
             assert response.status == 200, await response.text()
-            answer: dict[str, Any] = await response.json()
+            answer: dict[str, Any] = (await response.json())["data"]
         return answer
 
     async def stop(self) -> None:

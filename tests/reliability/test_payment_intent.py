@@ -155,19 +155,22 @@ async def test_without_a_retry_the_monitor_finds_the_payment_and_the_paid_job_ru
     try:
         async with grpc.aio.insecure_channel(process.grpc_target) as channel:
             stub = jobs_pb2_grpc.JobServiceStub(channel)
-            listed = await stub.ListJobs(
-                jobs_pb2.ListJobsRequest(),
-                metadata=(("authorization", f"Bearer {TEST_OPERATOR_TOKEN}"),),
-                timeout=10,
-            )
-            (job,) = listed.jobs
-            final = await watch(stub, job.job_id)
+            # The payment names its job (our private metadata); nobody else knows it.
+            assert payment.metadata is not None
+            job_id = payment.metadata.removeprefix("agentjobs:job=")
+            final = await watch(stub, job_id)
             assert (final.status, final.result) == (
                 jobs_pb2.JOB_STATUS_COMPLETED,
                 "NOBODY RETRIED!",
             )
             assert final.blockchain_identifier == payment.blockchain_identifier
             assert sandbox.request_counts[POST_PAYMENT] == 1
+            listed = await stub.ListJobs(
+                jobs_pb2.ListJobsRequest(),
+                metadata=(("authorization", f"Bearer {TEST_OPERATOR_TOKEN}"),),
+                timeout=10,
+            )
+            assert [j.job_id for j in listed.jobs] == [job_id]
             assert sandbox.accepted_submissions(payment.blockchain_identifier) == 1
     finally:
         await process.terminate()

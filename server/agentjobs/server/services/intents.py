@@ -202,7 +202,12 @@ class PaymentIntents:
                         return current
                     expires = current.lease_expires_at or 0
                     if current.lease_owner is None or expires < core.clock.now_ms():
-                        return await self.take_over(current)
+                        taken = await self.take_over(current)
+                        if taken is not None:
+                            return taken
+                        # Someone else (a worker) took it over first: wait for it.
+                        current = await core.repository.get(job.job_id)
+                        expires = current.lease_expires_at or 0
                     changed.clear()
                     wait = max(0.01, (expires - core.clock.now_ms()) / 1000 + 0.01)
                     try:
@@ -211,8 +216,9 @@ class PaymentIntents:
                     except TimeoutError:
                         pass
 
-    async def take_over(self, job: Job) -> Job:
-        """Settle an intent whose caller died: find its payment, or request it now."""
+    async def take_over(self, job: Job) -> Job | None:
+        """Settle an intent whose caller died: find its payment, or request it now
+        (None: someone else took it over first)."""
         core = self._core
         now_ms = core.clock.now_ms()
         until = now_ms + self.intent_lease_ms
@@ -220,7 +226,7 @@ class PaymentIntents:
             job, core.replica_id, now_ms=now_ms, until_ms=until
         )
         if claimed is None:
-            return await core.repository.get(job.job_id)
+            return None
         found = await self.find_payment(claimed)
         if found is not None:
             return await self._attach_found(claimed, found)

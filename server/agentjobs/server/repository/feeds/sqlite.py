@@ -19,7 +19,7 @@ from agentjobs.server.repository.feeds.hub import ChangeHub
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.1
+POLL_S = 0.05
 # Events read per query; a look reads until it has them all.
 ROWS_PER_QUERY = 10_000
 
