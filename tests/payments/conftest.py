@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
 
 from agentjobs.server.payments.masumi import MasumiPaymentGateway
-from agentjobs.server.payments.sandbox import ManualClock, SandboxPaymentService
+from agentjobs.server.payments.sandbox import (
+    ManualClock,
+    SandboxPaymentService,
+    add_request_observer,
+)
 from tests.payments.helpers import AGENT_IDENTIFIER, API_KEY, RawApi
 
 
@@ -77,3 +82,18 @@ async def gateway(sandbox: SandboxPaymentService) -> AsyncIterator[MasumiPayment
         yield gateway
     finally:
         await gateway.close()
+
+
+Sent = list[tuple[str, str, Any]]
+
+
+@pytest.fixture
+def sent() -> Iterator[Sent]:
+    """Every request (method, path under /api/v1, JSON body or None) the sandboxes of this
+    process receive during the test."""
+    bodies: Sent = []
+    remove = add_request_observer(lambda method, path, body: bodies.append((method, path, body)))
+    try:
+        yield bodies
+    finally:
+        remove()

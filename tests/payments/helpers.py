@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+
+from agentjobs.server.payments.gateway import PaymentRequest
+from agentjobs.server.payments.masumi import MasumiPaymentGateway
 
 API_KEY = "payments-suite-key-7c1d2e9f"
 AGENT_IDENTIFIER = "paymentsuite" + "0" * 60
@@ -162,3 +167,51 @@ async def recover(
     if retry is not None:
         body["retryPreviousAction"] = retry
     return await api.call("POST", "/payment/error-state-recovery", body=body, token=token)
+
+
+def payment_request(
+    start_ms: int | None = None,
+    *,
+    pay_by: timedelta = timedelta(hours=12),
+    submit: timedelta = timedelta(hours=24),
+    **fields: Any,
+) -> PaymentRequest:
+    """What agentjobs asks POST /payment for, its times counted from `start_ms` (a
+    sandbox's clock; the wall clock when None)."""
+    start = datetime.now(UTC) if start_ms is None else at(start_ms)
+    values: dict[str, Any] = {
+        "identifier_from_purchaser": PURCHASER,
+        "input_hash": INPUT_HASH,
+        "pay_by_time": start + pay_by,
+        "submit_result_time": start + submit,
+    }
+    values.update(fields)
+    return PaymentRequest(**values)
+
+
+def gateway_at(
+    url: str,
+    *,
+    api_key: str = API_KEY,
+    agent_identifier: str = AGENT_IDENTIFIER,
+    timeout_s: float = 2.0,
+    **options: Any,
+) -> MasumiPaymentGateway:
+    return MasumiPaymentGateway(
+        payment_service_url=url,
+        api_key=api_key,
+        agent_identifier=agent_identifier,
+        network="Preprod",
+        timeout_s=timeout_s,
+        **options,
+    )
+
+
+@asynccontextmanager
+async def open_gateway(url: str, **options: Any) -> AsyncIterator[MasumiPaymentGateway]:
+    """A gateway to `url` (see gateway_at), closed afterwards."""
+    gateway = gateway_at(url, **options)
+    try:
+        yield gateway
+    finally:
+        await gateway.close()

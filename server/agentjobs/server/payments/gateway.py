@@ -6,6 +6,8 @@ Implementations map every failure to a domain error:
 - 401, and 403 on our own requests       -> PaymentConfigurationError (logged without the key)
 - 403 on a payment's seller actions      -> PaymentKeyMismatchError (created with another key)
 - 404                                    -> PaymentNotFoundError ("not found or in invalid state")
+- 404 on GET /payment/diff               -> PaymentConfigurationError (no diff endpoint: a
+                                            service older than 0.28.0, or a wrong URL)
 - 409                                    -> PaymentServiceConflictError (retry)
 """
 

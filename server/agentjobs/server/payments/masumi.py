@@ -38,7 +38,7 @@ from agentjobs.server.payments.service_answers import (
     wallet_vkey,
     whole_number,
 )
-from agentjobs.server.payments.service_client import PaymentForbiddenError, PaymentServiceClient
+from agentjobs.server.payments.service_client import PaymentServiceClient
 from agentjobs.server.repository.base import Watermark
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,15 @@ def iso_ms(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _no_diff(message: str) -> DomainError:
+    # The diff endpoint answers 404 only when it does not exist (express-zod-api's
+    # not-found handler): a service older than the one we need, or a wrong URL.
+    return PaymentConfigurationError(
+        f"the payment service has no GET /payment/diff ({message}): agentjobs needs the "
+        "Masumi payment service 0.28.0 or later at PAYMENT_SERVICE_URL"
+    )
 
 
 class MasumiPaymentGateway:
@@ -218,7 +227,9 @@ class MasumiPaymentGateway:
             params["lastUpdate"] = iso_ms(watermark.last_update)
             if watermark.cursor_id is not None:
                 params["cursorId"] = watermark.cursor_id
-        data = await self._client.call("GET", "/payment/diff", params=params)
+        data = await self._client.call(
+            "GET", "/payment/diff", params=params, status_errors={404: _no_diff}
+        )
         page = sorted(
             payment_page(data, "GET /payment/diff"),
             key=lambda state: (state.changed_at, state.payment_id),
@@ -257,11 +268,12 @@ class MasumiPaymentGateway:
         return await self._seller_request("/payment/error-state-recovery", body)
 
     async def _seller_request(self, path: str, body: dict[str, Any]) -> PaymentState:
-        try:
-            data = await self._client.call("POST", path, body=body)
-        except PaymentForbiddenError as refused:
-            raise PaymentKeyMismatchError(
+        def other_key(message: str) -> DomainError:
+            # About this payment only: our key works (and availability must say so).
+            return PaymentKeyMismatchError(
                 "this payment was created with another API key: the payment service "
-                f"refuses {path} with the current PAYMENT_API_KEY ({refused.message})"
-            ) from None
+                f"refuses {path} with the current PAYMENT_API_KEY ({message})"
+            )
+
+        data = await self._client.call("POST", path, body=body, status_errors={403: other_key})
         return payment_state(data, f"POST {path}")

@@ -91,10 +91,16 @@ class PaymentServiceClient:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        status_errors: Mapping[int, Callable[[str], DomainError]] | None = None,
     ) -> Any:
-        """The `data` of a success answer; a domain error for anything else."""
+        """The `data` of a success answer; a domain error for anything else.
+        `status_errors` makes the error of these statuses from the service's message, for
+        requests where such a status means something of its own (a 403 about one payment
+        rather than about our key: neither logged nor observed as a refused key then)."""
         try:
-            data = await self._call(method, path, body=body, params=params)
+            data = await self._call(
+                method, path, body=body, params=params, status_errors=status_errors
+            )
         except DomainError as error:
             if self.observer is not None:
                 self.observer(error)
@@ -110,6 +116,7 @@ class PaymentServiceClient:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        status_errors: Mapping[int, Callable[[str], DomainError]] | None = None,
     ) -> Any:
         what = f"{method} {path}"
         try:
@@ -136,7 +143,7 @@ class PaymentServiceClient:
         log.debug("payment service %s -> HTTP %d", what, status)
         if 200 <= status < 300:
             return self._data(what, text)
-        raise self._error(what, status, text)
+        raise self._error(what, status, text, status_errors)
 
     def _data(self, what: str, text: str) -> Any:
         try:
@@ -151,8 +158,16 @@ class PaymentServiceClient:
             )
         return answer["data"]
 
-    def _error(self, what: str, status: int, text: str) -> DomainError:
+    def _error(
+        self,
+        what: str,
+        status: int,
+        text: str,
+        status_errors: Mapping[int, Callable[[str], DomainError]] | None = None,
+    ) -> DomainError:
         message = self._message(text) or f"HTTP {status}"
+        if status_errors is not None and status in status_errors:
+            return status_errors[status](message)
         if status in (401, 403):
             if not self._refusal_logged:
                 self._refusal_logged = True
