@@ -9,6 +9,7 @@ from grpc_channelz.v1 import channelz
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentjobs.server import telemetry
 from agentjobs.server.api.interceptor import ServerInterceptor
 from agentjobs.server.api.job_servicer import JobServicer
 from agentjobs.server.api.metrics import Metrics
@@ -34,7 +35,7 @@ class GrpcServer:
     ) -> None:
         token = settings.operator_token.get_secret_value() if settings.operator_token else None
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(metrics, token)],
+            interceptors=[*telemetry.grpc_server_interceptors(), ServerInterceptor(metrics, token)],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -11,6 +11,8 @@ from collections.abc import Generator
 import uvicorn
 from fastapi import FastAPI
 
+from agentjobs.server import telemetry
+
 
 class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
@@ -28,6 +30,7 @@ def split_address(address: str) -> tuple[str, int]:
 
 class HttpServer:
     def __init__(self, app: FastAPI, address: str) -> None:
+        app = telemetry.asgi_app(app)
         host, port = split_address(address)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says

@@ -15,6 +15,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
+from agentjobs.server import telemetry
 from agentjobs.server.api.errors import abort_with, simple_status, to_rpc_status
 from agentjobs.server.api.metrics import Metrics
 from agentjobs.server.api.request_context import REQUEST_ID_KEY, new_request_id, request_id_var
@@ -113,6 +114,7 @@ class _Call:
     async def _begin(self, context: grpc.aio.ServicerContext) -> None:
         self._request_id = new_request_id(self._metadata.get(REQUEST_ID_KEY))
         request_id_var.set(self._request_id)
+        telemetry.tag_request_id(self._request_id)
         # Echoed in the trailers, which go out with the status anyway: response headers
         # sent early would stop a client's retry policy from retrying an UNAVAILABLE, and
         # a separate send of initial metadata costs a sixth of a status read's time.

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agentjobs.server import telemetry
 from agentjobs.server.domain import (
     Amount,
     EarningsReport,
@@ -200,7 +201,8 @@ class SqlJobRepository:
             if self.target.backend is Backend.SQLITE
             else contextlib.nullcontext()
         )
-        async with queue, self._writer.begin() as connection:
+        span = telemetry.span("db.transaction", backend=self.target.backend.value)
+        async with span, queue, self._writer.begin() as connection:
             yield connection
 
     # -- jobs ----------------------------------------------------------------

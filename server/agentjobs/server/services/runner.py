@@ -22,6 +22,7 @@ from typing import Any
 
 from masumi.helper_functions import create_masumi_output_hash
 
+from agentjobs.server import telemetry
 from agentjobs.server.agent import Agent, current_input_requester
 from agentjobs.server.domain import (
     DomainError,
@@ -257,7 +258,7 @@ class JobRunner:
         token = current_input_requester.set(requester)
         deadline = asyncio.timeout(max(0.0, (deadline_ms - self._clock_ms()) / 1000))
         try:
-            async with deadline:
+            async with deadline, telemetry.span("agent.run", job_id=job.job_id):
                 result = await self._agent.handler(
                     job.identifier_from_purchaser, dict(job.input_data)
                 )
