@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -73,38 +72,43 @@ def load_settings() -> Settings:
         return Settings()
 
 
+class _Holder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 class HeldLogs:
     """Start-up log lines wait until start-up is over: shown once it succeeded, dropped
     when it failed, so that a failed start prints its one line and nothing else. At
     DEBUG nothing is held."""
 
     def __init__(self) -> None:
-        root = logging.getLogger()
-        self._handlers = list(root.handlers)
-        self._memory: logging.handlers.MemoryHandler | None = None
-        if _debug() or len(self._handlers) != 1:
-            return
-        self._memory = logging.handlers.MemoryHandler(
-            capacity=100_000,
-            flushLevel=logging.CRITICAL + 1,
-            target=self._handlers[0],
-            flushOnClose=False,
-        )
-        root.handlers[:] = [self._memory]
+        self._root = logging.getLogger()
+        self._handlers = list(self._root.handlers)
+        self._holder: _Holder | None = None
+        if not _debug():
+            self._holder = _Holder()
+            self._root.handlers[:] = [self._holder]
 
     def release(self) -> None:
-        memory, self._memory = self._memory, None
-        if memory is not None:
-            logging.getLogger().handlers[:] = self._handlers
-            memory.flush()
-            memory.close()
+        for record in self._stop_holding():
+            for handler in self._handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
 
     def discard(self) -> None:
-        memory, self._memory = self._memory, None
-        if memory is not None:
-            logging.getLogger().handlers[:] = self._handlers
-            memory.buffer.clear()
-            memory.close()
+        self._stop_holding()
+
+    def _stop_holding(self) -> list[logging.LogRecord]:
+        holder, self._holder = self._holder, None
+        if holder is None:
+            return []
+        self._root.handlers[:] = self._handlers
+        return holder.records
 
 
 def _banner(app: object) -> str:
@@ -172,17 +176,47 @@ async def _serve(settings: Settings, held: HeldLogs) -> None:
             agent = _load_agent(settings)
             assert isinstance(agent, Agent)
             app = App(settings, agent=agent)
-            await app.start()
-        held.release()
-        print(_banner(app), flush=True)
+            try:
+                await app.start()
+            except BaseException:
+                await _close_half_started(app)
+                raise
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        held.release()
+        print(_banner(app), flush=True)
         await stop.wait()
         log.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
         await app.stop()
     finally:
         telemetry.stop()
+
+
+async def _close_half_started(app: object) -> None:
+    """After a start that failed half-way: close what it had opened. A database pool or a
+    bound port left to the interpreter's exit makes its threads print errors of their
+    own after our one line. These are the parts App.start() opens, in reverse order."""
+    steps = (
+        ("http", lambda part: part.stop()),
+        ("grpc", lambda part: part.stop(0)),
+        ("payments", lambda part: part.gateway.close()),
+        ("sandbox", lambda part: part.stop()),
+        ("repository", lambda part: part.close()),
+    )
+    for name, close in steps:
+        part = getattr(app, name, None)
+        if part is None:
+            continue
+        try:
+            await close(part)
+        except Exception:
+            # The start's own error is what gets reported; this one is secondary.
+            log.debug("closing %s after the failed start failed too", name, exc_info=True)
+    # Drop the parts while their event loop still runs: the traceback being reported
+    # keeps the App alive, and a grpc.aio server freed at the interpreter's exit prints
+    # "Error in sys.excepthook" from its core's callbacks.
+    vars(app).clear()
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,6 +112,15 @@ class Settings(BaseSettings):
     def _host_port(cls, address: str) -> str:
         split_host_port(address)
         return address
+
+    @field_validator("payment_service_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url:
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError("must be an http(s) URL such as http://localhost:3001/api/v1")
+        return url
 
     @field_validator("log_level")
     @classmethod
