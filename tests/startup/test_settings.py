@@ -3,6 +3,8 @@ and the masumi SDK's own five names; no bare field name."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -11,8 +13,6 @@ from agentjobs.server.config import MASUMI_NAMES, SettingProblem, Settings, env_
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("AGENTJOBS_") or name in MASUMI_NAMES.values():
             monkeypatch.delenv(name)
