@@ -11,17 +11,19 @@ install: $(STAMP)
 
 # Re-installs only when the project's metadata changes.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing $(VENV) with the dev extra (after a change of pyproject.toml only)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=client --pyi_out=client \
 		--grpc_python_out=client $(PROTOS)
 
+# Not echoed: the server prints what it serves (or the one line that says why it cannot).
 run: $(STAMP)
-	AGENTJOBS_OPERATOR_TOKEN=$${AGENTJOBS_OPERATOR_TOKEN:-dev-operator-token} $(BIN)/agentjobs-server serve
+	@AGENTJOBS_OPERATOR_TOKEN=$${AGENTJOBS_OPERATOR_TOKEN:-dev-operator-token} $(BIN)/agentjobs-server serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +113,59 @@ class LineReader:
             if not line:
                 return "".join(self.seen)
             self.seen.append(line)
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+def run_in_terminal(
+    *args: object,
+    columns: int,
+    env: Mapping[str, str | None] | None = None,
+    lines: int = 60,
+    timeout: float = 60,
+) -> CliResult:
+    """The real `agentjobs` entry point in a pseudo-terminal of `columns` x `lines`
+    (the size set on the terminal and in COLUMNS / LINES, as a shell would): what a
+    person sees, escape codes removed. stdout and stderr share the terminal."""
+    merged = {**os.environ, **CLEAN_ENV, **(env or {})}
+    merged.update({"COLUMNS": str(columns), "LINES": str(lines), "TERM": "xterm-256color"})
+    merged.pop("NO_COLOR", None)
+    parent, child = os.openpty()
+    try:
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        process = subprocess.Popen(
+            [str(AGENTJOBS), *map(str, args)],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env={k: v for k, v in merged.items() if v is not None},
+            close_fds=True,
+        )
+    finally:
+        os.close(child)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"agentjobs {args} did not finish within {timeout}s")
+            ready, _, _ = select.select([parent], [], [], remaining)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(parent)
+    text = ANSI_ESCAPE.sub("", b"".join(chunks).decode("utf-8", errors="replace"))
+    return CliResult(code, text.replace("\r\n", "\n"), "")

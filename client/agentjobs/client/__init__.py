@@ -1,9 +1,10 @@
 """The agentjobs client SDK: typed sync and asyncio clients of the agentjobs gRPC API.
 
-from agentjobs.client import JobClient
+from agentjobs.client import JobClient, JobStatus
 with JobClient("127.0.0.1:50051") as client:
     started = client.start_job({"text": "hello"})
     job = client.wait(started.job_id)
+    print(JobStatus(job.status))   # completed
 """
 
 from agentjobs.client.async_client import AsyncJobClient
@@ -21,6 +22,7 @@ from agentjobs.client.errors import (
     Unauthenticated,
     Unavailable,
 )
+from agentjobs.client.statuses import InvoiceStatus, JobStatus
 from agentjobs.client.sync_client import JobClient
 
 __all__ = [
@@ -31,8 +33,10 @@ __all__ = [
     "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
+    "InvoiceStatus",
     "JobClient",
     "JobNotFound",
+    "JobStatus",
     "PermissionDenied",
     "ResourceExhausted",
     "Unauthenticated",

@@ -3,7 +3,8 @@
 Connection: --target or AGENTJOBS_TARGET (default 127.0.0.1:50051); operator commands
 (earnings, invoices, cancel) need --token or AGENTJOBS_TOKEN; --timeout is the deadline
 of each call in seconds; --tls, --ca-file enable TLS, --cert-file/--key-file mutual TLS
-(also AGENTJOBS_TLS, AGENTJOBS_CA_FILE, AGENTJOBS_CERT_FILE, AGENTJOBS_KEY_FILE).
+(also AGENTJOBS_TLS, AGENTJOBS_CA_FILE, AGENTJOBS_CERT_FILE, AGENTJOBS_KEY_FILE). They
+and --json go before the command (`agentjobs --target X list`) or after it.
 
 Every command takes --json and then prints exactly one JSON document on stdout
 (canonical protobuf JSON: the .proto field names, enums by name, int64 as strings).
@@ -35,7 +36,13 @@ import typer
 from typer.core import TyperGroup
 
 from agentjobs.client import cli_jobs, cli_operator
-from agentjobs.client.cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, error_line
+from agentjobs.client.cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    error_line,
+    global_options,
+)
 
 
 def _click_exception(name: str) -> type[Exception]:
@@ -87,12 +94,6 @@ def _message(exc: Exception) -> str:
     return str(format_message() if callable(format_message) else exc)
 
 
-def _help_without_a_command(ctx: typer.Context) -> None:
-    # `agentjobs` alone shows the help (click's no_args_is_help would make it an error).
-    if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
-
-
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="agentjobs",
@@ -103,7 +104,9 @@ def build_app() -> typer.Typer:
         rich_markup_mode=None,
         add_completion=False,
     )
-    app.callback()(_help_without_a_command)
+    # The connection options before the command; `agentjobs` alone shows the help
+    # (click's no_args_is_help would make it an error).
+    app.callback()(global_options)
     cli_jobs.register(app)
     cli_operator.register(app)
     return app

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
@@ -84,7 +86,7 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except AgentJobsError as exc:
-            reason, message = _describe(exc, kwargs.get("target", ""))
+            reason, message = _describe(exc, _current_target.get())
             fail(reason, message, EXIT_CODES.get(exc.code, EXIT_FAILED))
         except UsageProblem as exc:
             fail("USAGE", str(exc), EXIT_USAGE)
@@ -102,56 +104,143 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# -- connection options (every command) -----------------------------------------
-Target = Annotated[
-    str, typer.Option("--target", envvar="AGENTJOBS_TARGET", help="host:port of the server.")
+# -- connection options --------------------------------------------------------
+# Accepted before the command (`agentjobs --target X list`, read from the environment
+# too) and after it (`agentjobs list --target X`); after wins, then before, then the
+# environment, then the default. So only the options before the command read the
+# environment: an AGENTJOBS_TARGET must not outrank a --target given before the command.
+DEFAULT_TIMEOUT_S = 10.0
+
+TargetHelp = "host:port of the server [env AGENTJOBS_TARGET; default 127.0.0.1:50051]."
+TokenHelp = "Operator token [env AGENTJOBS_TOKEN]."
+TimeoutHelp = "Deadline of each call, seconds (more than 0) [default 10]."
+
+GlobalTarget = Annotated[
+    str | None, typer.Option("--target", envvar="AGENTJOBS_TARGET", help=TargetHelp)
 ]
-Token = Annotated[
+GlobalToken = Annotated[
     str | None,
-    typer.Option("--token", envvar="AGENTJOBS_TOKEN", help="Operator token.", show_default=False),
+    typer.Option("--token", envvar="AGENTJOBS_TOKEN", help=TokenHelp, show_default=False),
 ]
-Timeout = Annotated[float, typer.Option("--timeout", help="Deadline of each call, seconds.")]
-Tls = Annotated[
+GlobalTls = Annotated[
     bool,
     typer.Option(
         "--tls", envvar="AGENTJOBS_TLS", help="Use TLS (implied by --ca-file / --cert-file)."
     ),
 ]
-CaFile = Annotated[
+GlobalCaFile = Annotated[
     Path | None,
     typer.Option(
         "--ca-file", envvar="AGENTJOBS_CA_FILE", help="CA of the server's certificate (PEM)."
     ),
 ]
-CertFile = Annotated[
+GlobalCertFile = Annotated[
     Path | None,
     typer.Option("--cert-file", envvar="AGENTJOBS_CERT_FILE", help="Client certificate (mTLS)."),
 ]
-KeyFile = Annotated[
+GlobalKeyFile = Annotated[
     Path | None,
     typer.Option("--key-file", envvar="AGENTJOBS_KEY_FILE", help="Client private key (mTLS)."),
 ]
+
+Target = Annotated[str | None, typer.Option("--target", help=TargetHelp, show_default=False)]
+Token = Annotated[str | None, typer.Option("--token", help=TokenHelp, show_default=False)]
+Timeout = Annotated[float | None, typer.Option("--timeout", help=TimeoutHelp, show_default=False)]
+Tls = Annotated[bool, typer.Option("--tls", help="Use TLS (implied by --ca-file / --cert-file).")]
+CaFile = Annotated[
+    Path | None, typer.Option("--ca-file", help="CA of the server's certificate (PEM).")
+]
+CertFile = Annotated[Path | None, typer.Option("--cert-file", help="Client certificate (mTLS).")]
+KeyFile = Annotated[Path | None, typer.Option("--key-file", help="Client private key (mTLS).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
-def connect(
-    target: str,
-    timeout: float,
-    tls: bool,
-    ca_file: Path | None,
-    cert_file: Path | None,
-    key_file: Path | None,
-    token: str | None = None,
-) -> JobClient:
+@dataclass(frozen=True)
+class Connection:
+    """The connection options as given; None / False: not given."""
+
+    target: str | None = None
+    token: str | None = None
+    timeout: float | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    as_json: bool = False
+
+    def over(self, before: Connection) -> Connection:
+        """These options (given after the command) over those given before it."""
+        return Connection(
+            target=self.target or before.target,
+            token=self.token or before.token,
+            timeout=self.timeout if self.timeout is not None else before.timeout,
+            tls=self.tls or before.tls,
+            ca_file=self.ca_file or before.ca_file,
+            cert_file=self.cert_file or before.cert_file,
+            key_file=self.key_file or before.key_file,
+            as_json=self.as_json or before.as_json,
+        )
+
+    @property
+    def resolved_target(self) -> str:
+        return self.target or DEFAULT_TARGET
+
+    @property
+    def resolved_timeout(self) -> float:
+        return DEFAULT_TIMEOUT_S if self.timeout is None else self.timeout
+
+
+# The target of the command being run, for the message when nothing answers there.
+_current_target: ContextVar[str] = ContextVar("agentjobs_cli_target", default=DEFAULT_TARGET)
+
+
+def checked_timeout(timeout: float | None, option: str = "--timeout") -> float | None:
+    if timeout is not None and not timeout > 0:
+        raise UsageProblem(f"{option} must be more than 0 seconds, got {timeout:g}")
+    return timeout
+
+
+def connection(ctx: typer.Context, given: Connection) -> Connection:
+    """The options of this command over those given before it (see the callback)."""
+    before = ctx.find_root().obj
+    merged = given.over(before if isinstance(before, Connection) else Connection())
+    checked_timeout(merged.timeout)
+    _current_target.set(merged.resolved_target)
+    return merged
+
+
+def global_options(
+    ctx: typer.Context,
+    target: GlobalTarget = None,
+    token: GlobalToken = None,
+    timeout: Timeout = None,
+    tls: GlobalTls = False,
+    ca_file: GlobalCaFile = None,
+    cert_file: GlobalCertFile = None,
+    key_file: GlobalKeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """The connection options given before the command, kept for it."""
+    try:
+        checked_timeout(timeout)
+    except UsageProblem as exc:
+        fail("USAGE", str(exc), EXIT_USAGE)
+    ctx.obj = Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def connect(options: Connection, *, operator: bool = False) -> JobClient:
+    token = require_token(options.token) if operator else None
     try:
         return JobClient(
-            target,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            tls=tls,
+            options.resolved_target,
+            ca_file=options.ca_file,
+            cert_file=options.cert_file,
+            key_file=options.key_file,
+            tls=options.tls,
             operator_token=token,
-            default_timeout=timeout,
+            default_timeout=options.resolved_timeout,
         )
     except (OSError, ValueError) as exc:
         raise UsageProblem(f"cannot set up the connection: {exc}") from exc

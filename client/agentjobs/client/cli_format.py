@@ -6,6 +6,7 @@ Free of typer; rich is imported here because only the CLI uses this module.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
+from agentjobs.client.cli_tables import AdaptiveTable, Cell, Column, KeyValues
 from agentjobs.client.convert import (
     event_type_name,
     invoice_status_name,
@@ -27,9 +28,6 @@ from agentjobs.v1 import input_schema_pb2, jobs_pb2, operator_pb2
 LOVELACE_PER_ADA = 1_000_000
 POLICY_ID_HEX_CHARS = 56
 NONE = "—"
-
-# Ids and times are read (and copied) whole: the other columns wrap instead.
-UNBROKEN_COLUMNS = frozenset({"job id", "updated"})
 
 STATUS_STYLE = {
     "awaiting_payment": "yellow",
@@ -98,8 +96,9 @@ def format_amount(amount: int, unit: str) -> str:
 
 
 def format_amounts(amounts: Iterable[operator_pb2.Amount]) -> str:
+    """One line per asset: a table column can then be as narrow as the widest amount."""
     parts = [format_amount(a.amount, a.unit) for a in amounts]
-    return ", ".join(parts) if parts else NONE
+    return "\n".join(parts) if parts else NONE
 
 
 def styled(name: str) -> Text:
@@ -122,16 +121,11 @@ def dumps(document: Any) -> str:
 
 
 # -- tables ------------------------------------------------------------------
-def key_values(rows: Sequence[tuple[str, RenderableType | str]], title: str = "") -> Table:
-    table = Table(show_header=False, box=None, title=title or None, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in rows:
-        table.add_row(key, value)
-    return table
+def key_values(rows: Sequence[tuple[str, RenderableType | str]], title: str = "") -> KeyValues:
+    return KeyValues(rows, title=title)
 
 
-def started_view(started: jobs_pb2.StartJobResponse) -> Table:
+def started_view(started: jobs_pb2.StartJobResponse) -> KeyValues:
     return key_values(
         [
             ("job id", started.job_id),
@@ -182,7 +176,7 @@ def status_view(status: jobs_pb2.GetJobStatusResponse) -> RenderableType:
     return Group(*parts)
 
 
-def job_view(job: jobs_pb2.Job) -> Table:
+def job_view(job: jobs_pb2.Job) -> KeyValues:
     rows: list[tuple[str, RenderableType | str]] = [
         ("job id", job.job_id),
         ("status", styled(job_status_name(job.status))),
@@ -197,20 +191,31 @@ def job_view(job: jobs_pb2.Job) -> Table:
     return key_values(rows)
 
 
-def jobs_table(jobs: Sequence[jobs_pb2.Job]) -> Table:
-    table = Table(title=f"Jobs ({len(jobs)})", title_justify="left")
-    for column in ("job id", "status", "created"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("input", overflow="fold")
+# Ids and times are read (and copied) whole; the input wraps, or gives way when narrow.
+JOB_COLUMNS = (
+    Column("job id", no_wrap=True),
+    Column("status", no_wrap=True),
+    Column("created", no_wrap=True, priority=2, stack_under="status"),
+    Column("input", min_width=12, priority=1),
+)
+INPUT_SHOWN_CHARS = 60
+
+
+def jobs_table(jobs: Sequence[jobs_pb2.Job]) -> AdaptiveTable:
+    rows: list[list[Cell]] = []
     for job in jobs:
         text = json.dumps(struct_to_dict(job.input_data), ensure_ascii=False)
-        table.add_row(
-            job.job_id,
-            styled(job_status_name(job.status)),
-            format_timestamp(job.create_time),
-            text if len(text) <= 60 else text[:59] + "…",
+        if len(text) > INPUT_SHOWN_CHARS:
+            text = text[: INPUT_SHOWN_CHARS - 1] + "…"
+        rows.append(
+            [
+                job.job_id,
+                styled(job_status_name(job.status)),
+                format_timestamp(job.create_time),
+                text,
+            ]
         )
-    return table
+    return AdaptiveTable(f"Jobs ({len(jobs)})", JOB_COLUMNS, rows)
 
 
 def _field_rows(fields: Iterable[input_schema_pb2.InputField]) -> list[tuple[str, ...]]:
@@ -232,19 +237,49 @@ def _field_rows(fields: Iterable[input_schema_pb2.InputField]) -> list[tuple[str
     return rows
 
 
-def schema_table(schema: input_schema_pb2.InputSchema, title: str = "Input schema") -> Table:
-    table = Table(title=title, title_justify="left")
+SCHEMA_COLUMNS = (
+    Column("id", no_wrap=True),
+    Column("type", no_wrap=True),
+    Column("name", min_width=10),
+    Column("required", no_wrap=True, priority=1, stack_under="type"),
+    Column("rules", min_width=10, priority=2),
+    Column("description", min_width=12, priority=3),
+)
+
+
+def schema_table(
+    schema: input_schema_pb2.InputSchema, title: str = "Input schema"
+) -> AdaptiveTable:
     grouped = bool(schema.input_groups)
-    if grouped:
-        table.add_column("group")
-    for column in ("id", "type", "name", "required", "rules", "description"):
-        table.add_column(column, overflow="fold")
+    columns = (Column("group", min_width=8), *SCHEMA_COLUMNS) if grouped else SCHEMA_COLUMNS
+    rows: list[list[str]] = []
     for row in _field_rows(schema.input_data):
-        table.add_row(*(("",) if grouped else ()), *row)
+        rows.append([*(("",) if grouped else ()), *row])
     for group in schema.input_groups:
         for row in _field_rows(group.input_data):
-            table.add_row(group.title or group.id, *row)
-    return table
+            rows.append([group.title or group.id, *row])
+    return AdaptiveTable(title, columns, rows)
+
+
+# What to type for a field in an example --input, by MIP-003 field type.
+EXAMPLE_VALUES = {"boolean": "true", "checkbox": "true", "number": "1", "range": "1"}
+EXAMPLE_FIELDS = 3
+
+
+def input_example(schema: input_schema_pb2.InputSchema) -> str:
+    """`--input approve=true`: the --input options that answer `schema`, with example
+    values of each field's type (its placeholder for a text field)."""
+    fields = [*schema.input_data, *(f for g in schema.input_groups for f in g.input_data)]
+    parts = []
+    for field in fields[:EXAMPLE_FIELDS]:
+        data = struct_to_dict(field.data)
+        options = data.get("values")
+        if field.type.lower() == "option" and isinstance(options, list) and options:
+            value = str(options[0])
+        else:
+            value = EXAMPLE_VALUES.get(field.type.lower(), str(data.get("placeholder", "...")))
+        parts.append(f"--input {shlex.quote(f'{field.id}={value}')}")
+    return " ".join(parts) or "--input key=value"
 
 
 def availability_view(answer: jobs_pb2.GetAvailabilityResponse) -> RenderableType:
@@ -302,40 +337,49 @@ def earnings_view(
             Text("No invoices yet in this period: nothing earned, nothing pending."),
             Text("Start a job with `agentjobs start --input key=value` to see money move."),
         )
-    money = Table(title=title, title_justify="left")
-    money.add_column("")
-    money.add_column("invoices", justify="right")
-    money.add_column("amount", justify="right")
+    money_rows: list[list[Cell]] = []
     for name, label in MONEY_ROWS:
         total: operator_pb2.MoneyTotal = getattr(report, name)
-        money.add_row(label, str(total.count), format_amounts(total.amounts))
+        money_rows.append([label, str(total.count), format_amounts(total.amounts)])
+    money = AdaptiveTable(title, MONEY_COLUMNS, money_rows)
 
     # The period filters invoices only; the job counts are the books as they are now.
-    jobs = Table(title="Jobs by status (now)", title_justify="left")
-    jobs.add_column("status")
-    jobs.add_column("jobs", justify="right")
-    for item in report.jobs_by_status:
-        jobs.add_row(styled(job_status_name(item.status)), str(item.count))
-
+    jobs = AdaptiveTable(
+        "Jobs by status (now)",
+        JOBS_BY_STATUS_COLUMNS,
+        [[styled(job_status_name(item.status)), str(item.count)] for item in report.jobs_by_status],
+    )
     recent = invoices_table(report.recent, title="Recent earnings")
     return Group(money, jobs, recent)
 
 
-def invoices_table(invoices: Sequence[operator_pb2.Invoice], title: str = "Invoices") -> Table:
-    table = Table(title=f"{title} ({len(invoices)})", title_justify="left")
-    for column in ("job id", "amount", "state", "on chain", "updated"):
-        table.add_column(
-            column,
-            overflow="fold",
-            no_wrap=column in UNBROKEN_COLUMNS,
-            justify="right" if column == "amount" else "left",
-        )
-    for invoice in invoices:
-        table.add_row(
+MONEY_COLUMNS = (
+    Column("", no_wrap=True),
+    Column("invoices", no_wrap=True, justify="right"),
+    # Several assets are listed one per line (see format_amounts), each unbroken.
+    Column("amount", no_wrap=True, justify="right"),
+)
+JOBS_BY_STATUS_COLUMNS = (Column("status", no_wrap=True), Column("jobs", justify="right"))
+INVOICE_COLUMNS = (
+    Column("job id", no_wrap=True),
+    Column("amount", no_wrap=True, justify="right"),
+    Column("state", no_wrap=True),
+    Column("on chain", no_wrap=True, priority=1, stack_under="state"),
+    Column("updated", no_wrap=True, priority=2, stack_under="amount"),
+)
+
+
+def invoices_table(
+    invoices: Sequence[operator_pb2.Invoice], title: str = "Invoices"
+) -> AdaptiveTable:
+    rows: list[list[Cell]] = [
+        [
             invoice.job_id,
             format_amounts(invoice.amounts),
             styled(invoice_status_name(invoice.status)),
             invoice.on_chain_state or NONE,
             format_timestamp(invoice.update_time),
-        )
-    return table
+        ]
+        for invoice in invoices
+    ]
+    return AdaptiveTable(f"{title} ({len(invoices)})", INVOICE_COLUMNS, rows)

@@ -9,18 +9,20 @@ import typer
 
 from agentjobs.client import cli_format as fmt
 from agentjobs.client.cli_common import (
-    DEFAULT_TARGET,
     EXIT_FAILED,
     AsJson,
     CaFile,
     CertFile,
+    Connection,
     KeyFile,
     Target,
     Timeout,
     Tls,
     Token,
+    checked_timeout,
     cli_errors,
     connect,
+    connection,
     console,
     fail,
     print_json,
@@ -43,6 +45,7 @@ RequestId = Annotated[str | None, typer.Option(help="Idempotency key; reuse it t
 
 @cli_errors
 def start(
+    ctx: typer.Context,
     inputs: Inputs = None,
     input_file: InputFile = None,
     identifier: Annotated[
@@ -54,8 +57,8 @@ def start(
         bool,
         typer.Option("--watch", help="Then follow the job like `watch` (same exit codes)."),
     ] = False,
-    target: Target = DEFAULT_TARGET,
-    timeout: Timeout = 10.0,
+    target: Target = None,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -65,7 +68,10 @@ def start(
     """Start a job; prints its id and the payment request (with --watch: then follows it)."""
     pairs = split_pairs(inputs)
     from_file = read_input_file(input_file)
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    options = connection(
+        ctx, Connection(target, None, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         # The schema says which --input values are text and must not be read as JSON.
         text_fields = text_field_ids(client.get_input_schema().input_schema) if pairs else None
         data = build_input(from_file, pairs, text_fields or frozenset())
@@ -73,11 +79,11 @@ def start(
             data, identifier_from_purchaser=identifier, request_id=request_id
         )
         if then_watch:
-            if not as_json:
+            if not options.as_json:
                 console().print(fmt.started_view(started))
-            _watch_to_end(client, started.job_id, 0.0, as_json)
+            _watch_to_end(client, started.job_id, 0.0, options.as_json)
             return
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(started))
         return
     out = console()
@@ -87,9 +93,10 @@ def start(
 
 @cli_errors
 def status(
+    ctx: typer.Context,
     job_id: str,
-    target: Target = DEFAULT_TARGET,
-    timeout: Timeout = 10.0,
+    target: Target = None,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -97,9 +104,12 @@ def status(
     as_json: AsJson = False,
 ) -> None:
     """Show a job's status (and the input it asks for, its result or its error)."""
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    options = connection(
+        ctx, Connection(target, None, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         answer = client.get_job_status(job_id)
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(answer))
         return
     console().print(fmt.status_view(answer))
@@ -123,17 +133,20 @@ def _follow(
             out.print(f"  the agent asks: {job.input_request_message}")
             if job.HasField("input_schema"):
                 out.print(fmt.schema_table(job.input_schema, title="  requested input"))
-            out.print(f"  answer with: agentjobs input {job.job_id} --input key=value")
+            answer = fmt.input_example(job.input_schema)
+            out.print(f"  answer with: agentjobs input {job.job_id} {answer}")
     return updates
 
 
 @cli_errors
 def watch(
+    ctx: typer.Context,
     job_id: str,
-    target: Target = DEFAULT_TARGET,
+    target: Target = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Deadline of the whole watch, seconds; 0: none.")
-    ] = 0.0,
+        float | None,
+        typer.Option("--timeout", help="Deadline of the whole watch, seconds [default: none]."),
+    ] = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -141,8 +154,13 @@ def watch(
     as_json: AsJson = False,
 ) -> None:
     """Follow a job until it completes (exit 0) or fails (exit 1)."""
-    with connect(target, 10.0, tls, ca_file, cert_file, key_file) as client:
-        _watch_to_end(client, job_id, timeout, as_json)
+    options = connection(
+        ctx, Connection(target, None, None, tls, ca_file, cert_file, key_file, as_json)
+    )
+    if timeout:  # 0: no deadline, as when not given
+        checked_timeout(timeout)
+    with connect(options) as client:
+        _watch_to_end(client, job_id, timeout or 0.0, options.as_json)
 
 
 def _watch_to_end(client: JobClient, job_id: str, timeout: float, as_json: bool) -> None:
@@ -166,6 +184,7 @@ def _watch_to_end(client: JobClient, job_id: str, timeout: float, as_json: bool)
 
 @cli_errors
 def provide_input(
+    ctx: typer.Context,
     job_id: str,
     status_id: Annotated[
         str | None,
@@ -174,8 +193,8 @@ def provide_input(
     inputs: Inputs = None,
     input_file: InputFile = None,
     request_id: RequestId = None,
-    target: Target = DEFAULT_TARGET,
-    timeout: Timeout = 10.0,
+    target: Target = None,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -185,7 +204,10 @@ def provide_input(
     """Answer a job that awaits input."""
     pairs = split_pairs(inputs)
     from_file = read_input_file(input_file)
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    options = connection(
+        ctx, Connection(target, None, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         text_fields: frozenset[str] = frozenset()
         if pairs or not status_id:
             # What the job asks for, to read the answers the way its schema types them.
@@ -194,7 +216,7 @@ def provide_input(
             text_fields = text_field_ids(job.input_schema)
         data = build_input(from_file, pairs, text_fields)
         answer = client.provide_input(job_id, status_id, data, request_id=request_id)
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(answer))
         return
     console().print(
@@ -206,6 +228,7 @@ def provide_input(
 
 @cli_errors
 def list_jobs(
+    ctx: typer.Context,
     status_name: Annotated[
         str | None,
         typer.Option(
@@ -215,9 +238,9 @@ def list_jobs(
     ] = None,
     page_size: Annotated[int, typer.Option(help="Jobs per page (server default 50).")] = 0,
     page_token: Annotated[str, typer.Option(help="next_page_token of a previous page.")] = "",
-    target: Target = DEFAULT_TARGET,
+    target: Target = None,
     token: Token = None,
-    timeout: Timeout = 10.0,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -226,9 +249,12 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first (needs the operator token)."""
     wanted = checked_enum(job_status, status_name, "--status")
-    with connect(target, timeout, tls, ca_file, cert_file, key_file, token) as client:
+    options = connection(
+        ctx, Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         page = client.list_jobs(page_size=page_size, page_token=page_token, status=wanted)
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(page))
         return
     out = console()
@@ -239,8 +265,9 @@ def list_jobs(
 
 @cli_errors
 def schema(
-    target: Target = DEFAULT_TARGET,
-    timeout: Timeout = 10.0,
+    ctx: typer.Context,
+    target: Target = None,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -248,9 +275,12 @@ def schema(
     as_json: AsJson = False,
 ) -> None:
     """Show the input schema a job's input must satisfy."""
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    options = connection(
+        ctx, Connection(target, None, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         answer = client.get_input_schema()
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(answer))
         return
     console().print(fmt.schema_table(answer.input_schema))
@@ -258,8 +288,9 @@ def schema(
 
 @cli_errors
 def availability(
-    target: Target = DEFAULT_TARGET,
-    timeout: Timeout = 10.0,
+    ctx: typer.Context,
+    target: Target = None,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -267,9 +298,12 @@ def availability(
     as_json: AsJson = False,
 ) -> None:
     """Tell whether the agent accepts jobs."""
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    options = connection(
+        ctx, Connection(target, None, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         answer = client.get_availability()
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(answer))
         return
     console().print(fmt.availability_view(answer))
@@ -277,8 +311,9 @@ def availability(
 
 @cli_errors
 def demo(
-    target: Target = DEFAULT_TARGET,
-    timeout: Timeout = 10.0,
+    ctx: typer.Context,
+    target: Target = None,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -286,9 +321,12 @@ def demo(
     as_json: AsJson = False,
 ) -> None:
     """Show an example input and the agent's output for it."""
-    with connect(target, timeout, tls, ca_file, cert_file, key_file) as client:
+    options = connection(
+        ctx, Connection(target, None, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options) as client:
         answer = client.get_demo()
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(answer))
         return
     example = json.dumps(struct_to_dict(answer.input), ensure_ascii=False)

@@ -8,10 +8,10 @@ import typer
 
 from agentjobs.client import cli_format as fmt
 from agentjobs.client.cli_common import (
-    DEFAULT_TARGET,
     AsJson,
     CaFile,
     CertFile,
+    Connection,
     KeyFile,
     Target,
     Timeout,
@@ -19,9 +19,9 @@ from agentjobs.client.cli_common import (
     Token,
     cli_errors,
     connect,
+    connection,
     console,
     print_json,
-    require_token,
 )
 from agentjobs.client.cli_inputs import checked_enum, parse_when
 from agentjobs.client.convert import invoice_status
@@ -29,6 +29,7 @@ from agentjobs.client.convert import invoice_status
 
 @cli_errors
 def earnings(
+    ctx: typer.Context,
     since: Annotated[
         str | None, typer.Option(help="Invoices created at or after (ISO date/time, local).")
     ] = None,
@@ -36,9 +37,9 @@ def earnings(
         str | None, typer.Option(help="Invoices created before (ISO date/time, local).")
     ] = None,
     recent: Annotated[int, typer.Option(help="How many recent invoices (server default 10).")] = 0,
-    target: Target = DEFAULT_TARGET,
+    target: Target = None,
     token: Token = None,
-    timeout: Timeout = 10.0,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -48,12 +49,14 @@ def earnings(
     """The earnings report: earned, locked, pending, expired, refunded; jobs by status."""
     start_time = parse_when(since, "--since")
     end_time = parse_when(until, "--until")
-    token = require_token(token)
-    with connect(target, timeout, tls, ca_file, cert_file, key_file, token) as client:
+    options = connection(
+        ctx, Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options, operator=True) as client:
         report = client.get_earnings_report(
             start_time=start_time, end_time=end_time, recent_limit=recent
         )
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(report))
         return
     period = " ".join(
@@ -66,15 +69,16 @@ def earnings(
 
 @cli_errors
 def invoices(
+    ctx: typer.Context,
     status_name: Annotated[
         str | None,
         typer.Option("--status", help="pending, paid, expired, withdrawn, refunded or invalid."),
     ] = None,
     page_size: Annotated[int, typer.Option(help="Invoices per page (server default 50).")] = 0,
     page_token: Annotated[str, typer.Option(help="next_page_token of a previous page.")] = "",
-    target: Target = DEFAULT_TARGET,
+    target: Target = None,
     token: Token = None,
-    timeout: Timeout = 10.0,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -83,10 +87,12 @@ def invoices(
 ) -> None:
     """List invoices, newest first."""
     wanted = checked_enum(invoice_status, status_name, "--status")
-    token = require_token(token)
-    with connect(target, timeout, tls, ca_file, cert_file, key_file, token) as client:
+    options = connection(
+        ctx, Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options, operator=True) as client:
         page = client.list_invoices(page_size=page_size, page_token=page_token, status=wanted)
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(page))
         return
     out = console()
@@ -97,11 +103,12 @@ def invoices(
 
 @cli_errors
 def cancel(
+    ctx: typer.Context,
     job_id: str,
     reason: Annotated[str, typer.Option(help="Why; kept in the job's error message.")] = "",
-    target: Target = DEFAULT_TARGET,
+    target: Target = None,
     token: Token = None,
-    timeout: Timeout = 10.0,
+    timeout: Timeout = None,
     tls: Tls = False,
     ca_file: CaFile = None,
     cert_file: CertFile = None,
@@ -109,10 +116,12 @@ def cancel(
     as_json: AsJson = False,
 ) -> None:
     """Cancel a job that still awaits payment."""
-    token = require_token(token)
-    with connect(target, timeout, tls, ca_file, cert_file, key_file, token) as client:
+    options = connection(
+        ctx, Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
+    )
+    with connect(options, operator=True) as client:
         answer = client.cancel_job(job_id, reason)
-    if as_json:
+    if options.as_json:
         print_json(fmt.to_dict(answer))
         return
     console().print(fmt.job_view(answer.job))

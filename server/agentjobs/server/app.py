@@ -243,6 +243,7 @@ class App:
                 keepalive_timeout_s=settings.http_keepalive_timeout_s,
                 max_requests_per_connection=settings.http_max_requests_per_connection,
             ),
+            reuse_port=settings.reuse_port,
         )
         released = await self.repository.release_all(self.replica_id)
         if released:

@@ -9,6 +9,7 @@ from grpc_channelz.v1 import channelz
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentjobs.server import telemetry
 from agentjobs.server.api.interceptor import ServerInterceptor
 from agentjobs.server.api.job_servicer import JobServicer
 from agentjobs.server.api.metrics import Metrics
@@ -43,11 +44,16 @@ class GrpcServer:
         self.server = grpc.aio.server(
             # No maximum_concurrent_rpcs: grpc's counts health calls too and refuses them
             # with the rest; the interceptor's limits exempt health (api/rpc_limits.py).
-            interceptors=[ServerInterceptor(metrics, token, self.limits)],
+            interceptors=[
+                *telemetry.grpc_server_interceptors(),
+                ServerInterceptor(metrics, token, self.limits),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                # Only `serve --processes N` shares a port: otherwise a second server
+                # on the same port must fail, not split the traffic.
+                ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
                 # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: one connection cannot open more
                 # streams than this; the client queues the rest on its side.
                 ("grpc.max_concurrent_streams", settings.grpc_max_streams_per_connection),

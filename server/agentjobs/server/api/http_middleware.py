@@ -9,6 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentjobs.server import telemetry
 from agentjobs.server.api.metrics import Metrics
 from agentjobs.server.api.request_context import REQUEST_ID_KEY, new_request_id, request_id_var
 
@@ -43,6 +44,7 @@ class RequestContextMiddleware:
         given = _header(scope, REQUEST_ID_KEY.encode())
         request_id = new_request_id(given.decode("latin-1") if given is not None else None)
         token = request_id_var.set(request_id)
+        telemetry.tag_request_id(request_id)
         status = 500
 
         async def send_with_id(message: Message) -> None:

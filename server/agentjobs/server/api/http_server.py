@@ -30,6 +30,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from agentjobs.server import telemetry
+
 log = logging.getLogger(__name__)
 
 # File descriptors kept for everything but HTTP connections (gRPC, the database, the
@@ -179,7 +181,15 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, address: str, limits: HttpLimits | None = None) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        address: str,
+        limits: HttpLimits | None = None,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
+        app = telemetry.asgi_app(app)
         limits = limits or HttpLimits()
         limits = HttpLimits(
             max_connections=fitting_connection_cap(limits.max_connections),
@@ -196,6 +206,8 @@ class HttpServer:
         # and the client's delayed ACK hold each keep-alive response back ~40 ms.
         self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self._socket.bind((host, port))
         self._socket.setblocking(False)
         self.host = host

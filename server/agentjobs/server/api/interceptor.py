@@ -26,6 +26,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
+from agentjobs.server import telemetry
 from agentjobs.server.api.access import Access, Rule, grpc_rule
 from agentjobs.server.api.errors import abort_with, simple_status, to_rpc_status
 from agentjobs.server.api.metrics import Metrics
@@ -173,6 +174,7 @@ class _Call:
         remaining = context.time_remaining()
         self._deadline = None if remaining is None else time.monotonic() + remaining
         context.add_done_callback(self._done)
+        telemetry.tag_request_id(self._request_id)
         # Echoed in the trailers, which go out with the status anyway: response headers
         # sent early would stop a client's retry policy from retrying an UNAVAILABLE, and
         # a separate send of initial metadata costs a sixth of a status read's time.

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from agentjobs.server import telemetry
 from agentjobs.server.domain import (
     DomainError,
     PaymentConfigurationError,
@@ -81,6 +82,7 @@ class PaymentServiceClient:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
                 headers={"token": self._api_key},
+                trace_configs=telemetry.aiohttp_trace_configs(),
             )
         return self._session
 
