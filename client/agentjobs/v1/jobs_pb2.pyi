@@ -260,18 +260,22 @@ class GetAvailabilityRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetAvailabilityResponse(_message.Message):
-    __slots__ = ("availability", "type", "agent_identifier", "message", "sandbox")
+    __slots__ = ("availability", "type", "agent_identifier", "message", "sandbox", "verification_key", "verification_key_hash")
     AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     AGENT_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_KEY_HASH_FIELD_NUMBER: _ClassVar[int]
     availability: Availability
     type: str
     agent_identifier: str
     message: str
     sandbox: bool
-    def __init__(self, availability: _Optional[_Union[Availability, str]] = ..., type: _Optional[str] = ..., agent_identifier: _Optional[str] = ..., message: _Optional[str] = ..., sandbox: _Optional[bool] = ...) -> None: ...
+    verification_key: str
+    verification_key_hash: str
+    def __init__(self, availability: _Optional[_Union[Availability, str]] = ..., type: _Optional[str] = ..., agent_identifier: _Optional[str] = ..., message: _Optional[str] = ..., sandbox: _Optional[bool] = ..., verification_key: _Optional[str] = ..., verification_key_hash: _Optional[str] = ...) -> None: ...
 
 class GetInputSchemaRequest(_message.Message):
     __slots__ = ()

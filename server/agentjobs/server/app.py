@@ -33,6 +33,7 @@ from agentjobs.server.domain.steps import Step
 from agentjobs.server.payments.gateway import PaymentGateway
 from agentjobs.server.payments.masumi import MasumiPaymentGateway
 from agentjobs.server.payments.sandbox import SandboxPaymentService
+from agentjobs.server.payments.signing import load_signer
 from agentjobs.server.repository.base import JobRepository
 from agentjobs.server.repository.database_url import Backend, parse_database_url
 from agentjobs.server.repository.factory import open_repository
@@ -141,6 +142,7 @@ class App:
             raise SystemExit(
                 "AGENTJOBS_PRICING=dynamic needs an agent that prices its jobs (Agent.price)"
             )
+        self.signer = load_signer(settings.signing_key_file, settings.network)
         self.clock = clock or Clock()
         self.replica_id = settings.replica_id or default_replica_id()
         self.metrics = Metrics()
@@ -208,6 +210,7 @@ class App:
             pricing=Pricing(settings.pricing),
             on_new_payment=self.monitor.poke if self.monitor is not None else None,
             payment_health=self.payment_health,
+            signer=self.signer,
         )
         self.earnings = EarningsService(self.repository)
         self.operator = OperatorService(self.core)

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
     tls_cert_file: Path | None = Field(None)
     tls_key_file: Path | None = Field(None)
+    # A Cardano Ed25519 signing key file (e.g. the selling wallet's payment.skey): signs
+    # /provide_input answers (CIP-08 COSE_Sign1). None: the signature is "".
+    signing_key_file: Path | None = None
     # When set, clients must present a certificate signed by this CA (mTLS).
     tls_client_ca_file: Path | None = None
     log_level: str = "INFO"

@@ -48,9 +48,7 @@ def start_siblings(settings: Settings) -> tuple[Settings, list[subprocess.Popen[
         "AGENTJOBS_PROCESSES": "1",
     }
     siblings = [
-        subprocess.Popen(
-            [sys.executable, "-m", "agentjobs.server", "serve"], env=env
-        )
+        subprocess.Popen([sys.executable, "-m", "agentjobs.server", "serve"], env=env)
         for _ in range(settings.processes - 1)
     ]
     log.info(

@@ -60,6 +60,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             agent_identifier=availability.agent_identifier,
             message=availability.message,
             sandbox=availability.sandbox,
+            verification_key=availability.verification_key,
+            verification_key_hash=availability.verification_key_hash,
         )
 
     async def GetInputSchema(

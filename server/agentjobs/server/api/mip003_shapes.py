@@ -64,6 +64,9 @@ def availability_body(availability: Availability) -> dict[str, Any]:
         "agentIdentifier": availability.agent_identifier,
         "message": availability.message,
         "sandbox": availability.sandbox,
+        # What /provide_input signatures verify with (docs/HASHES_AND_SIGNATURES.md).
+        "verificationKey": availability.verification_key,
+        "verificationKeyHash": availability.verification_key_hash,
     }
 
 

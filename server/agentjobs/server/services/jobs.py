@@ -23,7 +23,8 @@ from agentjobs.server.domain import (
     PaymentNotFoundError,
     StatusIdMismatchError,
 )
-from agentjobs.server.domain.hashing import input_hash
+from agentjobs.server.domain.hashing import UnhashableValueError
+from agentjobs.server.domain.hashing import input_hash as jcs_input_hash
 from agentjobs.server.domain.identifiers import identifier_from_purchaser_violation
 from agentjobs.server.domain.input_rules import check_id, check_input, check_optional_id, check_text
 from agentjobs.server.domain.lifecycle import (
@@ -35,6 +36,7 @@ from agentjobs.server.domain.lifecycle import (
 )
 from agentjobs.server.domain.payment import PaymentState, Pricing
 from agentjobs.server.domain.steps import Step
+from agentjobs.server.payments.signing import NoSigner, ResponseSigner
 from agentjobs.server.repository.base import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -57,6 +59,9 @@ class Availability:
     message: str
     sandbox: bool
     draining: bool = False
+    # The key /provide_input signatures verify with ("" without a signing key).
+    verification_key: str = ""
+    verification_key_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,19 @@ def check_page_size(page_size: int) -> int:
     return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
+def input_hash(input_data: dict[str, Any], identifier_from_purchaser: str) -> str:
+    """The MIP-004 input hash as the buyer computes it; INVALID_ARGUMENT for a value a
+    JavaScript buyer could not hash the same way."""
+    try:
+        return jcs_input_hash(input_data, identifier_from_purchaser)
+    except UnhashableValueError as refused:
+        field = f"input_data.{refused.path}" if refused.path else "input_data"
+        raise InvalidArgumentError(
+            f"{field} cannot be hashed as the buyer would: {refused.reason}",
+            [FieldViolation(field, refused.reason)],
+        ) from None
+
+
 class JobsService:
     def __init__(
         self,
@@ -90,6 +108,7 @@ class JobsService:
         pricing: Pricing = Pricing.FIXED,
         on_new_payment: Any = None,
         payment_health: PaymentServiceHealth | None = None,
+        signer: ResponseSigner | None = None,
     ) -> None:
         self._core = core
         self._repository = core.repository
@@ -102,6 +121,7 @@ class JobsService:
         # Called after a payment was requested: the monitor takes a quick first look.
         self._on_new_payment = on_new_payment
         self._payment_health = payment_health
+        self._signer: ResponseSigner = signer or NoSigner()
         self.accepting = True
 
     # -- StartJob ------------------------------------------------------------
@@ -264,7 +284,14 @@ class JobsService:
                 if earlier is not None:
                     return earlier
             raise
-        return InputReceipt(input_hash=digest)
+        return self._receipt(job_id, status_id, digest)
+
+    def _receipt(self, job_id: str, status_id: str, digest: str) -> InputReceipt:
+        """MIP-003's answer, signed with the agent's key when one is configured."""
+        signature = self._signer.sign_provide_input(
+            job_id=job_id, status_id=status_id, input_hash=digest
+        )
+        return InputReceipt(input_hash=digest, signature=signature)
 
     async def _earlier_answer(
         self, job_id: str, request_id: str, status_id: str, digest: str
@@ -281,7 +308,7 @@ class JobsService:
                     digest,
                 ):
                     raise IdempotencyConflictError(request_id)
-                return InputReceipt(input_hash=str(event.data["input_hash"]))
+                return self._receipt(job_id, status_id, str(event.data["input_hash"]))
         return None
 
     # -- the rest of MIP-003 -------------------------------------------------
@@ -308,6 +335,8 @@ class JobsService:
             agent_identifier=self._agent_identifier,
             message=message,
             sandbox=self._sandbox,
+            verification_key=self._signer.verification_key,
+            verification_key_hash=self._signer.verification_key_hash,
         )
 
     def input_schema(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from agentjobs.server.domain import EventType, Invoice, Job
-from agentjobs.server.domain.hashing import output_hash
+from agentjobs.server.domain.hashing import UnhashableValueError, output_hash
 from agentjobs.server.domain.lifecycle import (
     on_agent_failed,
     on_input_requested,
@@ -24,6 +24,13 @@ from agentjobs.server.services.agent_runner import (
 from agentjobs.server.services.core import StepRun
 
 log = logging.getLogger(__name__)
+
+
+def storable(text: str) -> str:
+    """`text` as every store keeps it: no NUL, no lone surrogate (an agent's error
+    message may carry anything)."""
+    cleaned = text.replace("\x00", "\ufffd")
+    return cleaned.encode("utf-8", "replace").decode("utf-8")
 
 
 class RunAgent:
@@ -68,7 +75,7 @@ class RunAgent:
         assert isinstance(outcome, Crashed)
         error = outcome.error
         log.info("job %s: the agent raised", job.job_id, exc_info=error)
-        await self._failed(run, "AGENT_ERROR", f"{type(error).__name__}: {error}"[:500])
+        await self._failed(run, "AGENT_ERROR", storable(f"{type(error).__name__}: {error}")[:500])
 
     async def _finished(self, run: StepRun, result: Any) -> None:
         if not isinstance(result, str):
@@ -80,7 +87,15 @@ class RunAgent:
             # MIP-003 consumers treat a completed job without a result as broken.
             await self._failed(run, "AGENT_ERROR", "the agent returned an empty result")
             return
-        digest = output_hash(result, run.job.identifier_from_purchaser)
+        if "\x00" in result:
+            # PostgreSQL cannot store it; the buyer's client could not be trusted with it.
+            await self._failed(run, "AGENT_ERROR", "the agent returned text with a NUL character")
+            return
+        try:
+            digest = output_hash(result, run.job.identifier_from_purchaser)
+        except UnhashableValueError as refused:
+            await self._failed(run, "AGENT_ERROR", f"the agent returned {refused.reason}")
+            return
         await run.settle(lambda j, i, n: on_result(j, i, result, digest, n))
 
     async def _failed(self, run: StepRun, reason: str, message: str) -> None:
