@@ -119,8 +119,8 @@ async def test_cancel_refuses_a_job_whose_buyer_has_paid_unnoticed(tmp_path: Pat
         assert error_details(refused.value)[0] == "FUNDS_ALREADY_LOCKED"
         job = await server.app.repository.get(started.job_id)
         assert job.status.value == "awaiting_payment"
-        invoice = await server.app.repository.get_invoice(started.blockchain_identifier)
-        assert invoice.status.value == "pending"
+        _job, invoice = await server.app.repository.get_with_invoice(started.job_id)
+        assert invoice is not None and invoice.status.value == "pending"
 
 
 async def test_without_a_configured_token_the_operator_service_is_closed(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ START_KEYS = {
     "sellerVKey",
     "identifierFromPurchaser",
     "input_hash",
+    # The payment source, as Sokosumi's V2 schema reads it (V1 here: no index).
+    "paymentSourceType",
 }
 
 
@@ -92,6 +94,7 @@ async def test_start_job_answers_the_mip003_shape(
     assert body["agentIdentifier"] == job.agent_identifier
     assert body["identifierFromPurchaser"] == IDENT
     assert body["input_hash"] == job.input_hash and len(body["input_hash"]) == 64
+    assert body["paymentSourceType"] == "Web3CardanoV1"
 
 
 async def test_status_through_the_lifecycle(

@@ -120,7 +120,7 @@ def test_a_status_that_does_not_allow_the_call_exits_4(cli: Cli) -> None:
     answer = cli("input", job_id, "--input", "approve=true")
     assert_one_error_line(answer, EXIT_PRECONDITION, "JOB_NOT_AWAITING_INPUT")
     assert_ok(cli("cancel", job_id))
-    assert_one_error_line(cli("cancel", job_id), EXIT_PRECONDITION, "INVALID_STATE_TRANSITION")
+    assert_one_error_line(cli("cancel", job_id), EXIT_PRECONDITION, "NOT_CANCELLABLE")
 
 
 def test_a_deadline_that_passes_exits_5(cli: Cli, threaded: ThreadedServer) -> None:

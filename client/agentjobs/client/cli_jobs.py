@@ -252,7 +252,7 @@ def list_jobs(
     options = connection(
         ctx, Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
     )
-    with connect(options) as client:
+    with connect(options, operator=True) as client:
         page = client.list_jobs(page_size=page_size, page_token=page_token, status=wanted)
     if options.as_json:
         print_json(fmt.to_dict(page))

@@ -40,6 +40,10 @@ class InvoiceStatus(enum.IntEnum):
     WITHDRAWN = operator_pb2.INVOICE_STATUS_WITHDRAWN
     REFUNDED = operator_pb2.INVOICE_STATUS_REFUNDED
     INVALID = operator_pb2.INVOICE_STATUS_INVALID
+    SUBMITTED = operator_pb2.INVOICE_STATUS_SUBMITTED
+    CONFIRMED = operator_pb2.INVOICE_STATUS_CONFIRMED
+    DISPUTED = operator_pb2.INVOICE_STATUS_DISPUTED
+    DISPUTE_RESOLVED = operator_pb2.INVOICE_STATUS_DISPUTE_RESOLVED
 
     def __str__(self) -> str:
         return self.name.lower()

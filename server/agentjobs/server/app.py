@@ -333,4 +333,4 @@ class App:
         if self.sandbox is not None:
             await self.sandbox.stop()
         await self.repository.close()
-        log.info("agentjobs replica %s stopped", self.replica_id)
+        log.info("agentjobs stopped (replica %s)", self.replica_id)

@@ -17,12 +17,15 @@ from agentjobs.server.domain import (
     InvalidStateTransitionError,
     InvoiceNotFoundError,
     JobNotFoundError,
+    OperationNotPossibleError,
     PaymentConfigurationError,
+    PaymentKeyMismatchError,
     PaymentNotFoundError,
     PaymentServiceConflictError,
     PaymentServiceRejectedError,
     PaymentServiceUnavailableError,
     RequestTooLargeError,
+    StaleJobError,
     StatusIdMismatchError,
     StorageUnavailableError,
     UnsupportedMediaTypeError,
@@ -47,6 +50,9 @@ _MAPPINGS: list[tuple[type[DomainError], Mapping]] = [
     (InvalidStateTransitionError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
     (FundsAlreadyLockedError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
     (IdempotencyConflictError, Mapping(grpc.StatusCode.ALREADY_EXISTS, 409)),
+    (OperationNotPossibleError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
+    # Other writers kept moving the job: nothing was written, a retry decides again.
+    (StaleJobError, Mapping(grpc.StatusCode.ABORTED, 409)),
     (RequestTooLargeError, Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, 413)),
     (UnsupportedMediaTypeError, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 415)),
     (PaymentServiceUnavailableError, Mapping(grpc.StatusCode.UNAVAILABLE, 503)),
@@ -56,6 +62,8 @@ _MAPPINGS: list[tuple[type[DomainError], Mapping]] = [
     (PaymentServiceRejectedError, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400)),
     (PaymentServiceConflictError, Mapping(grpc.StatusCode.ABORTED, 409)),
     (PaymentNotFoundError, Mapping(grpc.StatusCode.NOT_FOUND, 404)),
+    # A payment of another API key (an operator's recover/refund): theirs to fix.
+    (PaymentKeyMismatchError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 409)),
     # Our credentials are wrong: not the caller's fault, and not retryable by them.
     (PaymentConfigurationError, Mapping(grpc.StatusCode.FAILED_PRECONDITION, 503)),
 ]

@@ -102,15 +102,22 @@ class JobRepository:
         page_size: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
         status: JobStatus | None = None,
+        intents: bool = True,
     ) -> Page:
+        """`intents` False: without the payment intents still waiting for their payment's
+        answer (no caller knows of them yet)."""
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         return await self.db.read(
-            lambda c: reads.list_jobs(c, page_size=size, page_token=page_token, status=status),
+            lambda c: reads.list_jobs(
+                c, page_size=size, page_token=page_token, status=status, intents=intents
+            ),
             heavy=True,
         )
 
-    async def count(self, status: JobStatus | None = None) -> int:
-        return await self.db.read(lambda c: reads.count_jobs(c, status), heavy=True)
+    async def count(self, status: JobStatus | None = None, *, intents: bool = True) -> int:
+        return await self.db.read(
+            lambda c: reads.count_jobs(c, status, intents=intents), heavy=True
+        )
 
     async def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return await self.db.read(lambda c: reads.job_states(c, job_ids))

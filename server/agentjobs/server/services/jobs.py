@@ -224,7 +224,10 @@ class JobsService:
         self, page_size: int = 0, page_token: str | None = None, status: JobStatus | None = None
     ) -> Page:
         return await self._repository.list(
-            page_size=check_page_size(page_size), page_token=page_token or None, status=status
+            page_size=check_page_size(page_size),
+            page_token=page_token or None,
+            status=status,
+            intents=False,
         )
 
     async def watch(self, job_id: str) -> AsyncGenerator[tuple[Job, JobEvent | None], None]:

@@ -65,4 +65,21 @@ def storage_error(exc: BaseException, what: str) -> StorageUnavailableError | No
     # retryable code.
     cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
     log.warning("database %s failed: %s: %s", what, type(cause).__name__, cause)
-    return StorageUnavailableError(f"the job store is unavailable for a {what}")
+    code = _sqlstate(exc)
+    return StorageUnavailableError(
+        f"the job store is unavailable for a {what}" + (f" (SQLSTATE {code})" if code else "")
+    )
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The PostgreSQL error code somewhere in the chain (not secret: a class of fault)."""
+    current: BaseException | None = error
+    for _ in range(_CHAIN_LIMIT):
+        if current is None:
+            return None
+        code = getattr(current, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        wrapped = current.orig if isinstance(current, sa_exc.DBAPIError) else None
+        current = wrapped or current.__cause__ or current.__context__
+    return None

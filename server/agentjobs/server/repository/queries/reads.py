@@ -164,10 +164,17 @@ def _before(created_at: Any, key: Any, cursor: Cursor) -> ColumnElement[bool]:
 
 
 def list_jobs(
-    connection: Connection, *, page_size: int, page_token: str | None, status: JobStatus | None
+    connection: Connection,
+    *,
+    page_size: int,
+    page_token: str | None,
+    status: JobStatus | None,
+    intents: bool = True,
 ) -> Page:
     filter_value = None if status is None else status.value
-    query: Select[Any] = select(jobs).where(listed())
+    query: Select[Any] = select(jobs)
+    if not intents:
+        query = query.where(listed())
     if filter_value is not None:
         query = query.where(jobs.c.status == filter_value)
     if page_token is not None:
@@ -212,8 +219,12 @@ def count_attention(connection: Connection) -> dict[str, int]:
     return counts
 
 
-def count_jobs(connection: Connection, status: JobStatus | None = None) -> int:
-    query = select(func.count()).select_from(jobs).where(listed())
+def count_jobs(
+    connection: Connection, status: JobStatus | None = None, *, intents: bool = True
+) -> int:
+    query = select(func.count()).select_from(jobs)
+    if not intents:
+        query = query.where(listed())
     if status is not None:
         query = query.where(jobs.c.status == status.value)
     return int(connection.execute(query).scalar() or 0)
