@@ -393,8 +393,13 @@ async def test_a_new_step_is_free_has_no_attempts_and_takes_the_affinity(
     assert (read.step, read.run_at, read.attempt) == (Step.INPUT_DEADLINE, claimed.deadline, 0)
     assert (read.lease_owner, read.lease_expires_at) == (None, None)
     assert await _affinity(repo, read) == "w1"
+    # An answer's step may keep it (it goes back to the handler that waits for it).
+    answered = await repo.apply(
+        read, Decision(step=Scheduled(Step.RUN, at_ms(2))), at(2), keep_affinity=True
+    )
+    assert await _affinity(repo, answered) == "w1"
     # A later new step without affinity clears it.
-    again = await repo.apply(read, Decision(step=Scheduled(Step.RUN, at_ms(2))), at(2))
+    again = await repo.apply(answered, Decision(step=Scheduled(Step.RUN, at_ms(3))), at(3))
     assert await _affinity(repo, again) is None
 
 

@@ -223,6 +223,19 @@ async def test_take_over_claims_one_job_if_its_lease_is_free_or_expired(
     assert await repo.take_over(done, "w2", now_ms=T0_MS, until_ms=T0_MS + 1) is None
 
 
+async def test_a_deferred_step_is_free_and_due_later(repo: JobRepository) -> None:
+    intent = await repo.insert(new_job(created_at=T0), [], lease=Lease("api-1", T0_MS + 1_000))
+    # Only its holder may defer it.
+    assert not await repo.defer(intent, "api-2", run_at_ms=T0_MS + 5_000)
+    assert await repo.defer(intent, "api-1", run_at_ms=T0_MS + 5_000)
+    read = await repo.get(intent.job_id)
+    assert (read.lease_owner, read.lease_expires_at, read.run_at) == (None, None, T0_MS + 5_000)
+    claim = {"lease_ms": LEASE_MS, "limit": 10, "affinity_grace_ms": 0}
+    assert await repo.claim("w1", now_ms=T0_MS + 4_999, **claim) == []
+    (claimed,) = await repo.claim("w1", now_ms=T0_MS + 5_000, **claim)
+    assert claimed.job_id == intent.job_id
+
+
 # -- named leases (monitor leadership) -------------------------------------------------
 async def test_a_named_lease(repo: JobRepository) -> None:
     name = "payment-monitor"

@@ -182,6 +182,7 @@ class App:
                 result_window=timedelta(seconds=settings.result_window_s),
                 source_index=settings.payment_source_index,
                 dynamic_pricing=settings.pricing == "dynamic",
+                answer_timeout=timedelta(seconds=settings.payment_timeout_s),
             ),
         )
         self.runner = AgentRunner(self.agent, concurrency=settings.runner_concurrency)

@@ -171,6 +171,15 @@ class PaymentServiceUnreachableError(PaymentServiceUnavailableError):
     """No connection could be made: the request provably never reached the service."""
 
 
+class PaymentServiceFailedError(PaymentServiceUnavailableError):
+    """The payment service itself answered that it failed (500, 503, 429...): its
+    handler did not finish the work it was asked for."""
+
+
+class PaymentServiceTimeoutError(PaymentServiceUnavailableError):
+    """No answer within the timeout: the service may still be doing the work."""
+
+
 class PaymentServiceRejectedError(DomainError):
     """The payment service refused the request as invalid (HTTP 400)."""
 

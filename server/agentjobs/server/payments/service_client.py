@@ -22,7 +22,9 @@ from agentjobs.server.domain import (
     PaymentConfigurationError,
     PaymentNotFoundError,
     PaymentServiceConflictError,
+    PaymentServiceFailedError,
     PaymentServiceRejectedError,
+    PaymentServiceTimeoutError,
     PaymentServiceUnavailableError,
     PaymentServiceUnreachableError,
 )
@@ -40,6 +42,8 @@ class PaymentForbiddenError(PaymentConfigurationError):
 _MAX_MESSAGE = 300
 # Statuses that say "later" rather than "never".
 _RETRY_LATER = frozenset({408, 425, 429})
+# Bad gateway / gateway timeout: said by a proxy, not by the service's own handler.
+_PROXY_UNSURE = frozenset({502, 504})
 
 
 class PaymentServiceClient:
@@ -128,7 +132,7 @@ class PaymentServiceClient:
                 status = response.status
                 raw = await response.read()
         except TimeoutError:
-            raise PaymentServiceUnavailableError(
+            raise PaymentServiceTimeoutError(
                 f"the payment service did not answer {what} within {self._timeout_s:g}s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
@@ -190,8 +194,13 @@ class PaymentServiceClient:
             return PaymentNotFoundError(message)
         if status == 409:
             return PaymentServiceConflictError(message)
-        if status >= 500 or status in _RETRY_LATER:
+        if status in _PROXY_UNSURE:
+            # A proxy's answer: the service behind it may have done the work.
             return PaymentServiceUnavailableError(
+                f"the payment service answered {what} with HTTP {status}: {message}"
+            )
+        if status >= 500 or status in _RETRY_LATER:
+            return PaymentServiceFailedError(
                 f"the payment service answered {what} with HTTP {status}: {message}"
             )
         return PaymentServiceRejectedError(f"HTTP {status} on {what}: {message}")

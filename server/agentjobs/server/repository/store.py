@@ -150,6 +150,7 @@ class JobRepository:
         *,
         fence: Fence | None = None,
         affinity: str | None = None,
+        keep_affinity: bool = False,
         lease: Lease | None = None,
     ) -> Job:
         """Write `decision` (made on `job` as read). Raises StaleJobError when the job
@@ -158,7 +159,14 @@ class JobRepository:
             return job
         after = await self.db.write(
             lambda c: writes.apply_decision(
-                c, job, decision, now, fence=fence, affinity=affinity, lease=lease
+                c,
+                job,
+                decision,
+                now,
+                fence=fence,
+                affinity=affinity,
+                keep_affinity=keep_affinity,
+                lease=lease,
             )
         )
         self._written(after, decision)
@@ -234,6 +242,13 @@ class JobRepository:
         return await self.db.write(
             lambda c: claims.take_over(c, job, owner, now_ms=now_ms, until_ms=until_ms)
         )
+
+    async def defer(self, job: Job, owner: str, *, run_at_ms: int) -> bool:
+        deferred = await self.db.write(
+            lambda c: claims.defer_step(c, job, owner, run_at_ms=run_at_ms)
+        )
+        self.changes.changed([job.job_id])
+        return deferred
 
     async def renew(self, owner: str, *, until_ms: int) -> set[str]:
         return await self.db.write(lambda c: claims.renew_leases(c, owner, until_ms=until_ms))

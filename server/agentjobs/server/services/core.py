@@ -48,14 +48,16 @@ class Core:
     replica_id: str
     lease_ms: int = 30_000
 
-    async def settle(self, job: Job, invoice: Invoice | None, decide: Decide) -> Job:
+    async def settle(
+        self, job: Job, invoice: Invoice | None, decide: Decide, *, keep_affinity: bool = False
+    ) -> Job:
         """Write what `decide` says about the job; on a conflict read it and decide again.
         For writers that hold no lease (API calls, the monitor)."""
         for _ in range(SETTLE_ATTEMPTS):
             now = self.clock.now()
             decision = decide(job, invoice, now)
             try:
-                return await self.repository.apply(job, decision, now)
+                return await self.repository.apply(job, decision, now, keep_affinity=keep_affinity)
             except StaleJobError:
                 job, invoice = await self.repository.get_with_invoice(job.job_id)
         raise StaleJobError(job.job_id)

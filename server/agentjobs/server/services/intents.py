@@ -4,8 +4,9 @@ StartJob writes the job (with its request_id and input hash) holding the intent'
 asks the payment service, and attaches the answer. If the process dies in between, the
 payment the first call created is found again in the diff by its input hash (and our job
 id in its private metadata): by the monitor, by a StartJob retried with the same
-request_id, or by the worker that takes the expired intent over. None is ever asked
-for twice. An intent that provably got no payment is deleted: nothing is half-written.
+request_id, or by the worker that takes the expired intent over. A payment is asked for
+again only after a search found none. An intent that provably got no payment is deleted:
+nothing is half-written.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from agentjobs.server.domain import (
     Invoice,
     InvoiceStatus,
     Job,
+    JobNotFoundError,
     PaymentConfigurationError,
     PaymentNotFoundError,
+    PaymentServiceFailedError,
     PaymentServiceRejectedError,
+    PaymentServiceTimeoutError,
     PaymentServiceUnavailableError,
     PaymentServiceUnreachableError,
     PaymentTerms,
@@ -36,6 +40,7 @@ from agentjobs.server.domain.lifecycle import Decision, on_payment, on_payment_r
 from agentjobs.server.domain.payment import PaymentSourceType, PaymentState
 from agentjobs.server.payments.gateway import PaymentRequest
 from agentjobs.server.repository.base import Watermark
+from agentjobs.server.repository.store import JobRepository
 from agentjobs.server.services.core import Core, StepRun
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,9 @@ log = logging.getLogger(__name__)
 METADATA_PREFIX = "agentjobs:job="
 # How far before the intent was written its payment's change stamps may lie (clocks).
 SEARCH_LOOKBACK = timedelta(minutes=2)
+# How long a payment whose POST lost its answer (dropped, a proxy's 502) may take to
+# show in the diff before it is asked for anew.
+UNSURE_SETTLE_S = 2.0
 
 
 class PaymentRequestUnsettledError(PaymentServiceUnavailableError):
@@ -62,6 +70,8 @@ class IntentSettings:
     # None: V1; set: the V2 supported_payment_sources index.
     source_index: int | None
     dynamic_pricing: bool
+    # The payment client's timeout: how long a request it gave up on may still run.
+    answer_timeout: timedelta
 
 
 def provisional_invoice(job: Job, terms: PaymentTerms, now: datetime) -> Invoice:
@@ -142,16 +152,7 @@ class PaymentIntents:
         except PaymentRequestUnsettledError:
             raise
         except PaymentServiceUnavailableError as exc:
-            if _never_sent(exc):
-                await self._forget(job)
-                raise
-            log.warning(
-                "job %s: the payment service did not answer POST /payment (%s); the intent "
-                "stays until its payment is found or proven absent",
-                job.job_id,
-                exc.message,
-            )
-            raise PaymentRequestUnsettledError(exc.message) from None
+            return await self._unanswered(job, exc)
         except (
             PaymentServiceRejectedError,
             PaymentNotFoundError,
@@ -184,32 +185,70 @@ class PaymentIntents:
             log.error("job %s: %s", job.job_id, mismatch.message)
             raise
 
+    async def _unanswered(self, job: Job, exc: PaymentServiceUnavailableError) -> Job:
+        """POST /payment got no success answer. A request that never left needs nothing
+        more; otherwise the payment may exist: look for it once. Found, the call
+        succeeds after all. Not found, a failure the service itself reported created
+        nothing; a lost or late answer leaves the intent for a short while (the service
+        may still be at it), then whoever is free then, a retry or a worker, looks again
+        and asks anew only if there is still nothing."""
+        if isinstance(exc, PaymentServiceUnreachableError):
+            await self._forget(job)
+            raise exc
+        try:
+            found = await self.find_payment(job)
+        except DomainError as failed:
+            log.warning("job %s: cannot look for its payment (%s)", job.job_id, failed.message)
+            found = None
+        if found is not None:
+            return await self._attach_found(job, found)
+        if isinstance(exc, PaymentServiceFailedError):
+            await self._forget(job)
+            raise exc
+        settle_s = self._settings.answer_timeout.total_seconds()
+        if not isinstance(exc, PaymentServiceTimeoutError):
+            settle_s = min(settle_s, UNSURE_SETTLE_S)
+        core = self._core
+        await core.repository.defer(
+            job, core.replica_id, run_at_ms=core.clock.now_ms() + int(settle_s * 1000)
+        )
+        log.warning(
+            "job %s: the payment service did not answer POST /payment (%s) and no payment "
+            "of it shows yet; looked for again in %gs",
+            job.job_id,
+            exc.message,
+            settle_s,
+        )
+        raise PaymentRequestUnsettledError(exc.message) from None
+
     async def _forget(self, job: Job) -> None:
         try:
             await self._core.repository.delete_intent(job)
         except StaleJobError:
             log.info("job %s: its intent moved on before it could be removed", job.job_id)
 
-    async def wait_for_payment(self, job: Job, timeout_s: float) -> Job:
+    async def wait_for_payment(self, job: Job, timeout_s: float) -> Job | None:
         """A StartJob retried while another call for the same request_id is in flight:
-        wait for that call's answer (or its lease to expire), then take over."""
+        wait for that call's answer (or its lease to expire), then take over. None: the
+        intent was removed meanwhile (it provably got no payment)."""
         core = self._core
-        with core.repository.changes.subscribe(job.job_id) as changed:
+        repository = core.repository
+        with repository.changes.subscribe(job.job_id) as changed:
             async with asyncio.timeout(timeout_s):
                 while True:
-                    current = await core.repository.get(job.job_id)
-                    if current.has_payment or current.is_terminal:
+                    current = await _current(repository, job)
+                    if current is None or current.has_payment or current.is_terminal:
                         return current
-                    expires = current.lease_expires_at or 0
-                    if current.lease_owner is None or expires < core.clock.now_ms():
+                    if _free_at(current) <= core.clock.now_ms():
                         taken = await self.take_over(current)
                         if taken is not None:
                             return taken
                         # Someone else (a worker) took it over first: wait for it.
-                        current = await core.repository.get(job.job_id)
-                        expires = current.lease_expires_at or 0
+                        current = await _current(repository, job)
+                        if current is None:
+                            return None
                     changed.clear()
-                    wait = max(0.01, (expires - core.clock.now_ms()) / 1000 + 0.01)
+                    wait = max(0.01, (_free_at(current) - core.clock.now_ms()) / 1000 + 0.01)
                     try:
                         async with asyncio.timeout(wait):
                             await changed.wait()
@@ -234,7 +273,10 @@ class PaymentIntents:
 
     @property
     def intent_lease_ms(self) -> int:
-        return self._core.lease_ms
+        """Long enough for POST /payment and one search after it even where no worker
+        renews it (the api role)."""
+        answers_ms = int(self._settings.answer_timeout.total_seconds() * 1000) * 3
+        return max(self._core.lease_ms, answers_ms + 5000)
 
     def terms_of(self, payment: PaymentState) -> PaymentTerms | None:
         """The terms of a payment seen in the diff (None if the answer lacks them)."""
@@ -293,14 +335,22 @@ class PaymentIntents:
         await self._forget(job)
 
 
+async def _current(repository: JobRepository, job: Job) -> Job | None:
+    try:
+        return await repository.get(job.job_id)
+    except JobNotFoundError:
+        return None
+
+
+def _free_at(job: Job) -> int:
+    """When a retry may take the intent over: its step due and its lease lapsed."""
+    held = (job.lease_expires_at or 0) if job.lease_owner is not None else 0
+    return max(held, job.run_at or 0)
+
+
 def matches(job: Job, payment: PaymentState) -> bool:
     if payment.input_hash != job.input_hash:
         return False
     if payment.metadata and payment.metadata.startswith(METADATA_PREFIX):
         return payment.metadata == metadata_for(job.job_id)
     return True
-
-
-def _never_sent(exc: PaymentServiceUnavailableError) -> bool:
-    """The request provably did not reach the service (no connection was made)."""
-    return isinstance(exc, PaymentServiceUnreachableError)

@@ -11,6 +11,7 @@ from typing import Any
 
 from agentjobs.server.agent import Agent
 from agentjobs.server.domain import (
+    Amount,
     DomainError,
     EventType,
     FieldViolation,
@@ -21,6 +22,7 @@ from agentjobs.server.domain import (
     JobEvent,
     JobStatus,
     PaymentNotFoundError,
+    PaymentServiceUnavailableError,
     StatusIdMismatchError,
 )
 from agentjobs.server.domain.hashing import UnhashableValueError
@@ -142,7 +144,28 @@ class JobsService:
         check_input_data(input_data, self._agent.input_schema, max_bytes=self._max_input_bytes)
         digest = input_hash(input_data, identifier_from_purchaser)
         funds = None if free else self._intents.price(input_data)
-        job = self._new_job(identifier_from_purchaser, input_data, digest, request_id, free)
+        # A retry whose first call's intent is removed while it looks (no payment came
+        # of it) starts afresh; twice is enough for any honest race.
+        for _ in range(3):
+            job = await self._start(
+                identifier_from_purchaser, input_data, digest, request_id, funds
+            )
+            if job is not None:
+                return job
+        raise PaymentServiceUnavailableError(
+            f"request_id {request_id}: its earlier payment requests keep failing; retry later"
+        )
+
+    async def _start(
+        self,
+        identifier: str,
+        input_data: dict[str, Any],
+        digest: str,
+        request_id: str | None,
+        funds: tuple[Amount, ...] | None,
+    ) -> Job | None:
+        free = self._pricing is Pricing.FREE
+        job = self._new_job(identifier, input_data, digest, request_id, free)
         core = self._core
         lease = None
         if not free:
@@ -154,7 +177,7 @@ class JobsService:
                 lease=lease,
             )
         except RequestIdTakenError:
-            return await self._replayed_start(identifier_from_purchaser, digest, request_id)
+            return await self._replayed_start(identifier, digest, request_id)
         if free:
             return stored
         # Shielded: a caller who gives up must not cut the request off between POST
@@ -198,12 +221,13 @@ class JobsService:
 
     async def _replayed_start(
         self, identifier_from_purchaser: str, digest: str, request_id: str | None
-    ) -> Job:
+    ) -> Job | None:
+        """The job an earlier call with this request_id started (None: its intent is
+        gone, so this call may start it)."""
         assert request_id is not None
         existing = await self._repository.get_by_request_id(request_id)
         if existing is None:
-            # The first call's intent was removed meanwhile (its payment was refused).
-            raise IdempotencyConflictError(request_id)
+            return None
         if (existing.identifier_from_purchaser, existing.input_hash) != (
             identifier_from_purchaser,
             digest,
@@ -279,7 +303,13 @@ class JobsService:
             )
         answer = Answer(input_data=input_data, input_hash=digest, request_id=request_id)
         try:
-            await self._core.settle(job, None, lambda j, _i, n: on_input(j, status_id, answer, n))
+            # The answer goes first to the replica whose handler waits for it.
+            await self._core.settle(
+                job,
+                None,
+                lambda j, _i, n: on_input(j, status_id, answer, n),
+                keep_affinity=True,
+            )
         except (InvalidStateTransitionError, StatusIdMismatchError):
             # Two deliveries of one answer may race: the loser finds the winner's.
             if request_id:

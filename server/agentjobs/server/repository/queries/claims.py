@@ -98,6 +98,20 @@ def claim_due(
     return found
 
 
+def defer_step(connection: Connection, job: Job, owner: str, *, run_at_ms: int) -> bool:
+    """Give back the step `owner` holds, due again at `run_at_ms` (whoever is free then
+    takes it); False if the lease was no longer ours."""
+    deferred = connection.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job.job_id, jobs.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, run_at=run_at_ms)
+        .returning(jobs.c.job_id)
+    ).first()
+    if deferred is not None:
+        notify(connection, [job.job_id])
+    return deferred is not None
+
+
 def renew_leases(connection: Connection, owner: str, *, until_ms: int) -> set[str]:
     """Extend every lease `owner` still holds; returns the jobs it holds."""
     renewed = connection.execute(

@@ -81,13 +81,15 @@ def apply_decision(
     *,
     fence: Fence | None = None,
     affinity: str | None = None,
+    keep_affinity: bool = False,
     lease: Lease | None = None,
 ) -> Job:
     """Write `decision`, made on `job` as read, in this transaction. Raises StaleJobError
     if the job changed since (another writer won) or the fence's lease is gone.
 
     `affinity`: when the decision leaves the job waiting (a new unleased step), the
-    replica that gets the first claim on it. `lease`: a new lease for a Continue."""
+    replica that gets the first claim on it; `keep_affinity`: the one it had (an answer
+    goes back to the handler that waits for it). `lease`: a new lease for a Continue."""
     if decision.writes_nothing:
         return job
     after = preview(job, decision, now)
@@ -104,7 +106,8 @@ def apply_decision(
     values = _changed_columns(job, after)
     values.update(held)
     if step is not KEEP and not isinstance(step, Continue):
-        values["affinity"] = affinity
+        if not keep_affinity:
+            values["affinity"] = affinity
         if not isinstance(step, Scheduled) or step.step is not job.step:
             # A new step (or none) starts untried, even if a claim counted a try of the
             # old one after `job` was read (claims do not move the version).
