@@ -26,6 +26,7 @@ from agentjobs.server.domain import (
     PaymentConfigurationError,
     PaymentServiceUnavailableError,
 )
+from agentjobs.server.payments.service_client import PaymentForbiddenError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,11 @@ _USABLE = PaymentHealth(True)
 
 def health_after(error: BaseException | None) -> PaymentHealth:
     """What one call's outcome says: only "your key is refused" and "no answer" make
-    the service unusable; a 400, 404 or 409 is an answer about one payment."""
+    the service unusable; a 400, 404 or 409 is an answer about one payment, and so is a
+    403 (upstream refuses credentials with 401; 403 means the payment was created with
+    another API key)."""
+    if isinstance(error, PaymentForbiddenError):
+        return _USABLE
     if isinstance(error, PaymentConfigurationError):
         return PaymentHealth(False, REJECTED)
     if isinstance(error, PaymentServiceUnavailableError):

@@ -75,6 +75,9 @@ class StepRun:
         self.continued = False
         # The last write gave the lease up (the step is over): nothing here to stop.
         self.released = False
+        # A write that gives the lease up is under way: its commit, seen through the
+        # change feed before the write returns here, is ours, not another writer's.
+        self.releasing = False
 
     @property
     def fence(self) -> Fence:
@@ -97,6 +100,7 @@ class StepRun:
                 if isinstance(decision.step, Continue)
                 else None
             )
+            self.releasing = not isinstance(decision.step, Continue) and decision.step is not KEEP
             try:
                 job = await core.repository.apply(
                     self.job,
@@ -107,11 +111,16 @@ class StepRun:
                     lease=lease,
                 )
             except StaleJobError:
+                self.releasing = False
                 await self.reload()
                 continue
+            except BaseException:
+                self.releasing = False
+                raise
             self.job = job
             self.continued = isinstance(decision.step, Continue)
             self.released = not self.continued and decision.step is not KEEP
+            self.releasing = False
             if decision.invoice is not None or decision.new_invoice is not None:
                 self.invoice = await core.repository.invoice_of(job)
             return job

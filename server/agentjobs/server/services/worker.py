@@ -37,8 +37,9 @@ class _Held:
     run: StepRun | None = None
 
     def stoppable(self, before: float) -> bool:
-        """Claimed before `before`, still at work, and not already done with its lease."""
-        released = self.run is not None and self.run.released
+        """Claimed before `before`, still at work, and not already done with its lease
+        (nor giving it up right now: its own final write is not another writer's)."""
+        released = self.run is not None and (self.run.released or self.run.releasing)
         return self.claimed_at < before and not self.task.done() and not released
 
 

@@ -366,6 +366,16 @@ def on_operator_recover(job: Job, payment: Payment, now: datetime, policy: Polic
             refusal = "its error has no type (the payment service cannot retry it)"
         elif payment.on_chain_state in SETTLED_STATES:
             refusal = f"its money has moved for good ({payment.on_chain_state})"
+        if refusal is None and _agent_at_work(job):
+            # The job's one step is the agent's (RUN, or the deadline of its question):
+            # a RECOVER step in its place would stop the agent and leave the job RUNNING
+            # with nothing left to run it.
+            raise OperationNotPossibleError(
+                f"the agent is still at work on job {job.job_id} ({job.status.value}): its "
+                "payment can be recovered once the agent has its result",
+                reason="AGENT_AT_WORK",
+                metadata={"job_id": job.job_id, "current_status": job.status.value},
+            )
         if refusal is None:
             return Decision(step=Scheduled(Step.RECOVER, now_ms))
         raise OperationNotPossibleError(
@@ -384,6 +394,13 @@ def on_operator_recover(job: Job, payment: Payment, now: datetime, policy: Polic
         f"the payment of job {job.job_id} is {payment.describe}: nothing to recover",
         reason="NOTHING_TO_RECOVER",
         metadata={"job_id": job.job_id},
+    )
+
+
+def _agent_at_work(job: Job) -> bool:
+    """The agent has not produced the job's result yet (running, or asking a person)."""
+    return job.status is JobStatus.AWAITING_INPUT or (
+        job.status is JobStatus.RUNNING and job.result is None
     )
 
 
