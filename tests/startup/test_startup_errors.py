@@ -287,7 +287,7 @@ import agentjobs.server.__main__ as entry_point
 
 # Without the check made before the start, the HTTP port in use is found by the bind
 # itself: after the database, the sandbox and the gRPC server are up.
-entry_point.listen_problem_of = lambda setting, address: None
+entry_point.listen_problem_of = lambda setting, address, **options: None
 entry_point.main(["serve"])
 """
 

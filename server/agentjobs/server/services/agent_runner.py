@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentjobs.server import telemetry
 from agentjobs.server.agent import Agent, current_input_requester
 
 log = logging.getLogger(__name__)
@@ -167,12 +168,16 @@ class AgentRunner:
             current_input_requester.reset(token)
         handler = self.agent.handler
         if self._is_sync:
-            call = functools.partial(context.run, handler, identifier_from_purchaser, input_data)
+            call = functools.partial(
+                context.run, _traced_call, job_id, handler, identifier_from_purchaser, input_data
+            )
             execution.task = loop.run_in_executor(self._threads, call)
         else:
-            coroutine = context.run(handler, identifier_from_purchaser, input_data)
             # The task runs in the copied context, where request_input finds this run.
-            execution.task = loop.create_task(_awaited(coroutine), context=context)
+            execution.task = loop.create_task(
+                _traced_run(job_id, handler, identifier_from_purchaser, input_data),
+                context=context,
+            )
         self.executions[job_id] = execution
         return execution
 
@@ -233,5 +238,11 @@ class AgentRunner:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
 
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
+def _traced_call(job_id: str, handler: Any, identifier: str, input_data: Any) -> Any:
+    with telemetry.span("agent.run", job_id=job_id):
+        return handler(identifier, input_data)
+
+
+async def _traced_run(job_id: str, handler: Any, identifier: str, input_data: Any) -> Any:
+    async with telemetry.span("agent.run", job_id=job_id):
+        return await handler(identifier, input_data)

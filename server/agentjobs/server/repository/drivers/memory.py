@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from agentjobs.server import telemetry
 from agentjobs.server.repository.database_url import DatabaseTarget
 from agentjobs.server.repository.drivers.base import Body
 from agentjobs.server.repository.migrator import upgrade_connection
@@ -58,7 +59,7 @@ class MemoryDatabase:
 
     async def write(self, body: Body[T]) -> T:
         connection = self._conn()
-        with connection.begin():
+        with telemetry.span("db.transaction", backend="memory"), connection.begin():
             return body(connection)
 
     async def read(self, body: Body[T], *, heavy: bool = False) -> T:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from agentjobs.server import telemetry
 from agentjobs.server.repository.database_url import DatabaseTarget
 from agentjobs.server.repository.drivers.base import Body
 from agentjobs.server.repository.drivers.storage_errors import storage_error
@@ -72,8 +73,9 @@ class PostgresDatabase:
 
     async def write(self, body: Body[T]) -> T:
         try:
-            async with self.engine.begin() as connection:
-                return await connection.run_sync(body)
+            with telemetry.span("db.transaction", backend="postgresql"):
+                async with self.engine.begin() as connection:
+                    return await connection.run_sync(body)
         except (DBAPIError, OSError) as exc:
             mapped = storage_error(exc, "write")
             if mapped is not None:

@@ -34,6 +34,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from agentjobs.server import telemetry
 from agentjobs.server.domain import StorageUnavailableError
 from agentjobs.server.repository.database_url import DatabaseTarget
 from agentjobs.server.repository.drivers.base import Body
@@ -192,8 +193,9 @@ class SqliteDatabase:
             raise RuntimeError("the database is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._writes.put(_Write(body, future, loop))
-        return await future
+        with telemetry.span("db.transaction", backend="sqlite"):
+            self._writes.put(_Write(body, future, loop))
+            return await future
 
     def _write_loop(self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None]) -> None:
         assert self._write_engine is not None
