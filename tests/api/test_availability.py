@@ -39,16 +39,16 @@ async def test_a_rejected_api_key_makes_the_agent_unavailable(server: RunningSer
         grpc.aio.insecure_channel(server.grpc_target) as channel,
     ):
         assert (await availability_until(http, "available"))[0] == 200
-        server.sandbox.api_key = "rotated-by-someone-else"  # every call of ours now: 401
+        key = server.sandbox.revoke_api_key(secret)  # every call of ours now: 401
         status, body = await availability_until(http, "unavailable")
         assert status == 200 and body["type"] == "masumi-agent"
         assert body["message"] == REJECTED
-        assert secret not in str(body) and "rotated" not in str(body)
+        assert secret not in str(body)
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         answer = await stub.GetAvailability(jobs_pb2.GetAvailabilityRequest())
         assert answer.availability == jobs_pb2.AVAILABILITY_UNAVAILABLE
         assert answer.message == REJECTED
-        server.sandbox.api_key = secret
+        key.revoked = False
         assert (await availability_until(http, "available"))[1]["message"].startswith("SANDBOX")
 
 

@@ -44,7 +44,11 @@ def test_the_installed_script_reports_a_down_server_in_one_line() -> None:
     env = {k: v for k, v in {**os.environ, **CLEAN_ENV}.items() if v is not None}
     env["AGENTJOBS_TARGET"] = f"127.0.0.1:{free_port()}"
     done = subprocess.run(
-        [str(AGENTJOBS), "list"], env=env, capture_output=True, text=True, timeout=60
+        [str(AGENTJOBS), "status", "0b7e6f7a-5a47-4f59-9c1c-2d3f3a1b2c4d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == EXIT_UNAVAILABLE
     assert done.stdout == ""

@@ -15,6 +15,7 @@ from agentjobs.server.domain import (
     DomainError,
     EventType,
     FieldViolation,
+    FundsAlreadyLockedError,
     IdempotencyConflictError,
     InvalidArgumentError,
     InvalidStateTransitionError,
@@ -35,6 +36,7 @@ from agentjobs.server.domain.lifecycle import (
     free_job_started,
     on_cancel,
     on_input,
+    on_payment,
 )
 from agentjobs.server.domain.payment import PaymentState, Pricing
 from agentjobs.server.domain.steps import Step
@@ -391,9 +393,16 @@ class JobsService:
             except PaymentNotFoundError:
                 payment = None
         policy = self._core.policy
-        return await self._core.settle(
-            job, invoice, lambda j, i, n: on_cancel(j, i, payment, reason, n, policy)
-        )
+        try:
+            return await self._core.settle(
+                job, invoice, lambda j, i, n: on_cancel(j, i, payment, reason, n, policy)
+            )
+        except FundsAlreadyLockedError:
+            # The buyer has paid: what we just learned is the monitor's news early.
+            assert payment is not None
+            paid = payment
+            await self._core.settle(job, invoice, lambda j, i, n: on_payment(j, i, paid, n, policy))
+            raise
 
 
 def _created_data(digest: str, request_id: str | None, free: bool) -> dict[str, Any]:
