@@ -10,7 +10,7 @@ import pytest
 
 from agentjobs.client import JobClient
 from agentjobs.server.testing import ThreadedServer, server_in_thread
-from tests.client.helpers import CliResult, run_cli
+from tests.client.helpers import CliResult, quick_chain, run_cli, sandbox_books
 
 Cli = Callable[..., CliResult]
 
@@ -19,8 +19,8 @@ Cli = Callable[..., CliResult]
 def threaded(tmp_path: Path) -> Iterator[ThreadedServer]:
     # The simulated buyer pays only when a test says so; the chain settles quickly; a job
     # left waiting for input does not hold the shutdown for long.
-    with server_in_thread(tmp_path, sandbox_lock_after_s=3600, shutdown_grace_s=0.2) as server:
-        server.sandbox.settle_after = 0.05
+    with server_in_thread(tmp_path, **sandbox_books()) as server:
+        quick_chain(server)
         yield server
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -23,6 +24,8 @@ from typer.testing import CliRunner
 
 from agentjobs.client import JobClient
 from agentjobs.client.cli import app
+from agentjobs.server.payments.sandbox.clock import JumpingClock
+from agentjobs.server.testing import ThreadedServer
 from agentjobs.v1 import jobs_pb2
 
 AGENTJOBS = Path(sys.executable).parent / "agentjobs"
@@ -169,3 +172,46 @@ def run_in_terminal(
         os.close(parent)
     text = ANSI_ESCAPE.sub("", b"".join(chunks).decode("utf-8", errors="replace"))
     return CliResult(code, text.replace("\r\n", "\n"), "")
+
+
+# -- the chain's time ----------------------------------------------------------------
+def sandbox_books(**overrides: Any) -> dict[str, Any]:
+    """server_in_thread() options for books tests: the buyer pays only when told, the
+    chain's jobs run at once, the sandbox's clock can jump to a payment's unlock time,
+    and a buyer never takes an unfinished job's funds back by themselves."""
+    return {
+        "sandbox_lock_after_s": 3600,
+        "shutdown_grace_s": 0.2,
+        "sandbox_clock": JumpingClock(),
+        **overrides,
+    }
+
+
+def quick_chain(server: ThreadedServer) -> None:
+    timing = server.sandbox.timing
+    timing.lock_after_s = None  # not even after a jump of the clock
+    timing.confirm_after_s = 0.05
+    timing.job_interval_s = 0.05
+    timing.buyer_auto_refund = False
+
+
+def collect_earnings(server: ThreadedServer, blockchain_identifier: str) -> None:
+    """Jump the sandbox's clock past the payment's unlock time (+ the 10 minutes the
+    seller's withdrawal waits): it is Withdrawn, and the monitor has seen it. Payments
+    asked for after this are refused by the sandbox (their payByTime lies in its past),
+    so call it once the books have every other job."""
+    sandbox = server.sandbox
+
+    async def withdraw() -> None:
+        async with asyncio.timeout(20):
+            await sandbox.wait_for(blockchain_identifier, on_chain_state="ResultSubmitted")
+            clock = sandbox.clock
+            assert isinstance(clock, JumpingClock)
+            unlock_ms = int(sandbox.payment(blockchain_identifier)["unlockTime"])
+            clock.jump((unlock_ms - clock.now_ms()) / 1000 + 11 * 60)
+            await sandbox.wait_for(blockchain_identifier, on_chain_state="Withdrawn")
+            monitor = server.running.app.monitor
+            assert monitor is not None
+            await monitor.poll_once()
+
+    server.call(withdraw())

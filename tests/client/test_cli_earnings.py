@@ -15,7 +15,7 @@ from agentjobs.server.domain import Invoice, InvoiceStatus, JobStatus
 from agentjobs.server.testing import ThreadedServer
 from agentjobs.v1 import jobs_pb2
 from tests.client.conftest import Cli
-from tests.client.helpers import assert_ok, wait_for_status
+from tests.client.helpers import assert_ok, collect_earnings, wait_for_status
 
 # Report field -> the invoice status it sums, and the label of its row in the table.
 REPORT_ROWS = {
@@ -68,6 +68,8 @@ class Books:
         self.sandbox = server.sandbox
         self.cli = cli
         self.client = client
+        assert self.app.monitor is not None
+        self.monitor = self.app.monitor
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return self.server.call(asyncio.wait_for(coroutine, 20))
@@ -85,14 +87,17 @@ class Books:
     def settle(self, bid: str, on_chain_state: str) -> None:
         """Waits for the chain, then has the monitor apply it before returning."""
         self.run(self.sandbox.wait_for(bid, on_chain_state=on_chain_state))
-        self.run(self.app.monitor.poll_once())
+        self.run(self.monitor.poll_once())
 
-    def withdrawn(self) -> str:
+    def submitted(self) -> tuple[str, str]:
+        """A job completed whose payment is earned once collect() has run."""
         job_id, bid = self.start("earned")
         self.run(self.sandbox.lock_funds(bid))
         assert self.client.wait(job_id, timeout=20).status == jobs_pb2.JOB_STATUS_COMPLETED
-        self.settle(bid, "Withdrawn")
-        return job_id
+        return job_id, bid
+
+    def collect(self, bid: str) -> None:
+        collect_earnings(self.server, bid)
 
     def locked(self) -> tuple[str, str]:
         job_id, bid = self.start("waits for a reviewer", review=True)
@@ -100,17 +105,23 @@ class Books:
         wait_for_status(self.client, job_id, jobs_pb2.JOB_STATUS_AWAITING_INPUT)
         return job_id, bid
 
-    def refunded(self) -> str:
+    def refund_requested(self) -> tuple[str, str]:
+        """On V1 the seller cannot give money back from RefundRequested: the buyer
+        withdraws it after submitResultTime (see refunded())."""
         job_id, bid = self.locked()
         self.run(self.sandbox.request_refund(bid))
-        self.run(self.app.payments.gateway.authorize_refund(bid))
+        self.settle(bid, "RefundRequested")
+        return job_id, bid
+
+    def refunded(self, bid: str) -> None:
+        """Once collect() has moved the chain past submitResultTime."""
+        self.run(self.sandbox.withdraw_refund(bid))
         self.settle(bid, "RefundWithdrawn")
-        return job_id
 
     def invalid(self) -> str:
         job_id, bid = self.start("bad funds")
         self.run(self.sandbox.mark_funds_invalid(bid))
-        self.run(self.app.monitor.poll_once())
+        self.run(self.monitor.poll_once())
         return job_id
 
     def cancelled(self) -> str:
@@ -134,13 +145,15 @@ def test_earnings_match_the_books_exactly(
     threaded: ThreadedServer, cli: Cli, client: JobClient
 ) -> None:
     books = Books(threaded, cli, client)
-    earned = books.withdrawn()
+    earned, earned_payment = books.submitted()
     locked, _ = books.locked()
-    refunded = books.refunded()
+    refunded, refund_payment = books.refund_requested()
     middle = datetime.now().astimezone()  # local time with its offset, as a person types it
     invalid = books.invalid()
     pending, _ = books.start("never paid")
     cancelled = books.cancelled()
+    books.collect(earned_payment)
+    books.refunded(refund_payment)
 
     invoices = books.invoices()
     by_job = {i.job_id: i.status for i in invoices}
@@ -194,9 +207,10 @@ def test_invoices_are_filtered_by_status(
     threaded: ThreadedServer, cli: Cli, client: JobClient
 ) -> None:
     books = Books(threaded, cli, client)
-    earned = books.withdrawn()
+    earned, earned_payment = books.submitted()
     pending, _ = books.start("unpaid")
     cancelled = books.cancelled()
+    books.collect(earned_payment)
     invoices = books.invoices()
 
     everything = assert_ok(cli("invoices", "--json")).json()["invoices"]

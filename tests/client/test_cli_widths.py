@@ -15,7 +15,15 @@ import pytest
 from agentjobs.client import JobClient
 from agentjobs.server.testing import ThreadedServer
 from agentjobs.v1 import jobs_pb2
-from tests.client.helpers import assert_ok, run_cli, run_in_terminal, wait_for_status
+from tests.client.helpers import (
+    assert_ok,
+    collect_earnings,
+    quick_chain,
+    run_cli,
+    run_in_terminal,
+    sandbox_books,
+    wait_for_status,
+)
 
 WIDTHS = (80, 160)
 BOX_VERTICALS = "│┃"
@@ -37,24 +45,21 @@ def books(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Books]:
     from agentjobs.server.testing import server_in_thread
 
     tmp = tmp_path_factory.mktemp("widths")
-    with server_in_thread(tmp, sandbox_lock_after_s=3600, shutdown_grace_s=0.2) as server:
-        server.sandbox.settle_after = 0.05
+    with server_in_thread(tmp, **sandbox_books()) as server:
+        quick_chain(server)
         with JobClient(server.grpc_target, operator_token=server.operator_token) as client:
             yield _fill(server, client)
 
 
 def _fill(server: ThreadedServer, client: JobClient) -> Books:
-    app = server.running.app
     completed = client.start_job({"text": "hello masumi"})
     waiting = client.start_job({"text": "whole words", "ask_for_review": True})
     unpaid = client.start_job({"text": "never paid"})
     for started in (completed, waiting):
         server.call(server.sandbox.lock_funds(started.blockchain_identifier))
     assert client.wait(completed.job_id, timeout=20).status == jobs_pb2.JOB_STATUS_COMPLETED
-    bid = completed.blockchain_identifier
-    server.call(server.sandbox.wait_for(bid, on_chain_state="Withdrawn"))
-    server.call(app.monitor.poll_once())
     wait_for_status(client, waiting.job_id, jobs_pb2.JOB_STATUS_AWAITING_INPUT)
+    collect_earnings(server, completed.blockchain_identifier)
     env: dict[str, str | None] = {
         "AGENTJOBS_TARGET": server.grpc_target,
         "AGENTJOBS_TOKEN": server.operator_token,

@@ -230,9 +230,14 @@ async def test_a_deferred_step_is_free_and_due_later(repo: JobRepository) -> Non
     assert await repo.defer(intent, "api-1", run_at_ms=T0_MS + 5_000)
     read = await repo.get(intent.job_id)
     assert (read.lease_owner, read.lease_expires_at, read.run_at) == (None, None, T0_MS + 5_000)
-    claim = {"lease_ms": LEASE_MS, "limit": 10, "affinity_grace_ms": 0}
-    assert await repo.claim("w1", now_ms=T0_MS + 4_999, **claim) == []
-    (claimed,) = await repo.claim("w1", now_ms=T0_MS + 5_000, **claim)
+
+    async def claim(now_ms: int) -> list[Job]:
+        return await repo.claim(
+            "w1", now_ms=now_ms, lease_ms=LEASE_MS, limit=10, affinity_grace_ms=0
+        )
+
+    assert await claim(T0_MS + 4_999) == []
+    (claimed,) = await claim(T0_MS + 5_000)
     assert claimed.job_id == intent.job_id
 
 

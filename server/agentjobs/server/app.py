@@ -33,6 +33,7 @@ from agentjobs.server.domain.steps import Step
 from agentjobs.server.payments.gateway import PaymentGateway
 from agentjobs.server.payments.masumi import MasumiPaymentGateway
 from agentjobs.server.payments.sandbox import SandboxPaymentService
+from agentjobs.server.payments.sandbox.clock import Clock as SandboxClock
 from agentjobs.server.payments.signing import load_signer
 from agentjobs.server.repository.base import JobRepository
 from agentjobs.server.repository.database_url import Backend, parse_database_url
@@ -83,7 +84,10 @@ def sandbox_state_file(database_url: str | None) -> Path | None:
 
 
 async def start_payments(
-    settings: Settings, observer: Callable[[Exception | None], None] | None = None
+    settings: Settings,
+    observer: Callable[[Exception | None], None] | None = None,
+    *,
+    sandbox_clock: SandboxClock | None = None,
 ) -> Payments:
     sandbox: SandboxPaymentService | None = None
     if settings.uses_sandbox:
@@ -92,6 +96,7 @@ async def start_payments(
             api_key=api_key,
             lock_after=settings.sandbox_lock_after_s,
             state_file=sandbox_state_file(settings.database_url),
+            clock=sandbox_clock,
         )
         url = await sandbox.start("127.0.0.1", 0)
         agent_identifier = settings.agent_identifier or SANDBOX_AGENT_IDENTIFIER
@@ -134,9 +139,16 @@ def policy_for(settings: Settings) -> Policy:
 
 class App:
     def __init__(
-        self, settings: Settings, *, agent: Agent | None = None, clock: Clock | None = None
+        self,
+        settings: Settings,
+        *,
+        agent: Agent | None = None,
+        clock: Clock | None = None,
+        sandbox_clock: SandboxClock | None = None,
     ) -> None:
+        """`clock`: the server's time; `sandbox_clock`: the built-in sandbox's (tests)."""
         self.settings = settings
+        self._sandbox_clock = sandbox_clock
         self.agent = agent or load_agent(settings.agent)
         if settings.pricing == "dynamic" and self.agent.price is None:
             raise SystemExit(
@@ -160,7 +172,9 @@ class App:
         self.repository: JobRepository = open_repository(settings.database_url)
         await self.repository.open()
         self.payment_health = PaymentServiceHealth()
-        self.payments = await start_payments(settings, self.payment_health.observe)
+        self.payments = await start_payments(
+            settings, self.payment_health.observe, sandbox_clock=self._sandbox_clock
+        )
         self.payment_health.probe = self.payments.probe
         self.sandbox = self.payments.sandbox
         self.core = Core(

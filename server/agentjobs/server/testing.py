@@ -16,6 +16,7 @@ from agentjobs.server.agent import Agent
 from agentjobs.server.app import App
 from agentjobs.server.config import Settings
 from agentjobs.server.payments.sandbox import SandboxPaymentService
+from agentjobs.server.payments.sandbox.clock import Clock as SandboxClock
 
 TEST_OPERATOR_TOKEN = "test-operator-token"
 
@@ -56,10 +57,15 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def running_server(
-    tmp_path: Path, *, agent: Agent | None = None, **overrides: Any
+    tmp_path: Path,
+    *,
+    agent: Agent | None = None,
+    sandbox_clock: SandboxClock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[RunningServer]:
-    """Settings overrides are Settings field names; `agent` replaces AGENTJOBS_AGENT."""
-    app = App(settings_for_tests(tmp_path, **overrides), agent=agent)
+    """Settings overrides are Settings field names; `agent` replaces AGENTJOBS_AGENT;
+    `sandbox_clock` is the built-in sandbox's time."""
+    app = App(settings_for_tests(tmp_path, **overrides), agent=agent, sandbox_clock=sandbox_clock)
     await app.start()
     try:
         yield RunningServer(
@@ -74,7 +80,11 @@ async def running_server(
 
 @contextmanager
 def server_in_thread(
-    tmp_path: Path, *, agent: Agent | None = None, **overrides: Any
+    tmp_path: Path,
+    *,
+    agent: Agent | None = None,
+    sandbox_clock: SandboxClock | None = None,
+    **overrides: Any,
 ) -> Iterator[ThreadedServer]:
     """running_server() on its own event loop in a background thread, for synchronous
     callers (the sync client, the CLI, hypothesis). `call(coro)` runs a coroutine on the
@@ -85,7 +95,9 @@ def server_in_thread(
 
     async def serve() -> None:
         try:
-            async with running_server(tmp_path, agent=agent, **overrides) as running:
+            async with running_server(
+                tmp_path, agent=agent, sandbox_clock=sandbox_clock, **overrides
+            ) as running:
                 started.set_result(running)
                 await stop.wait()
         except BaseException as error:

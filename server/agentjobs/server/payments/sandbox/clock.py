@@ -46,3 +46,25 @@ class ManualClock:
         self._now_ms += round(seconds * 1000)
         for listener in self._listeners:
             listener()
+
+
+class JumpingClock:
+    """The wall clock, which a test may jump forward (to the unlock time, say) while
+    everything else the chain does keeps its real pace."""
+
+    def __init__(self) -> None:
+        self._offset_ms = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self._offset_ms
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def jump(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self._offset_ms += round(seconds * 1000)
+        for listener in self._listeners:
+            listener()
