@@ -150,6 +150,22 @@ async def test_a_wrong_key_is_a_configuration_error_logged_once_without_the_key(
     assert WRONG_KEY not in logged and API_KEY not in logged
 
 
+async def test_a_key_refused_again_after_it_worked_is_logged_again(
+    gateway: MasumiPaymentGateway, sandbox: SandboxPaymentService, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = sandbox.revoke_api_key(API_KEY)
+    for _ in range(2):
+        with pytest.raises(PaymentConfigurationError):
+            await gateway.probe()
+    key.revoked = False
+    await gateway.probe()
+    sandbox.revoke_api_key(API_KEY)
+    with pytest.raises(PaymentConfigurationError):
+        await gateway.probe()
+    refused = [r for r in caplog.records if "refused our API key" in r.getMessage()]
+    assert len(refused) == 2  # once per outage, not once per call nor once per process
+
+
 async def test_a_revoked_key_fails_the_probe(
     gateway: MasumiPaymentGateway, sandbox: SandboxPaymentService
 ) -> None:

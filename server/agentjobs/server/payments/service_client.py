@@ -111,6 +111,9 @@ class PaymentServiceClient:
             if self.observer is not None:
                 self.observer(error)
             raise
+        # A key that works again (rotated back, or fixed upstream) is logged again the
+        # next time it is refused.
+        self._refusal_logged = False
         if self.observer is not None:
             self.observer(None)
         return data
