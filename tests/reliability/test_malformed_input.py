@@ -104,7 +104,7 @@ def near_protobuf(draw: st.DrawFn) -> bytes:
     return bytes(out)
 
 
-@fuzz(3000)
+@fuzz(1500)
 @given(method=st.sampled_from(UNARY_METHODS), body=st.binary(max_size=256) | near_protobuf())
 def test_raw_bytes_on_every_method(
     live: tuple[ThreadedServer, grpc.Channel], method: str, body: bytes
@@ -134,7 +134,7 @@ json_values = st.recursive(
 odd_text = st.text(max_size=300) | st.sampled_from(["", " ", "0" * 14, "a" * 26, "\u0000", "é" * 9])
 
 
-@fuzz(2500)
+@fuzz(1000)
 @given(
     identifier=odd_text,
     data=st.dictionaries(st.text(max_size=20), json_values, max_size=5),
@@ -155,7 +155,7 @@ def test_odd_start_job_requests(
     call_raw(channel, UNARY_METHODS[0], request.SerializeToString(), "")
 
 
-@fuzz(1500)
+@fuzz(1000)
 @given(
     job_id=odd_text,
     status_id=odd_text,
@@ -266,7 +266,7 @@ json_bodies = (
 )
 
 
-@fuzz(2500)
+@fuzz(1000)
 @given(
     path=st.sampled_from(["/start_job", "/provide_input"]),
     body=json_bodies,

@@ -134,7 +134,7 @@ def locked_database(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.slow
 def test_a_locked_sqlite_file(tmp_path: Path, locked_database: Path) -> None:
-    # The server waits out SQLite's busy timeout (30 s) before it gives up.
+    # The server waits for the lock (START_LOCK_WAIT_S, 10 s) before it gives up.
     exited = run_server(tmp_path, {"AGENTJOBS_DATABASE_URL": f"sqlite:///{locked_database}"})
     assert_one_line(exited, "AGENTJOBS_DATABASE_URL=", str(locked_database), "locked by another")
 

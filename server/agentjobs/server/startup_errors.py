@@ -251,12 +251,8 @@ def _sqlite_advice(cause: BaseException, message: str, path: Path | None) -> str
             "restore it from a backup or point the URL at another file"
         )
     if "locked" in lowered or "busy" in lowered:
-        from agentjobs.server.repository.drivers.sqlite import WRITE_BUSY_TIMEOUT_MS
-
-        return (
-            f"{where} is locked by another process (waited {WRITE_BUSY_TIMEOUT_MS / 1000:g} s); "
-            "stop that process or use another file"
-        )
+        # Waited for START_LOCK_WAIT_S (the WAL switch) or the write busy timeout.
+        return f"{where} is locked by another process; stop that process or use another file"
     if "readonly" in lowered or "read-only" in lowered:
         return f"{where} is read-only; make it and its directory writable"
     if isinstance(cause, OSError) and cause.filename is not None:

@@ -48,6 +48,9 @@ T = TypeVar("T")
 # How long a write waits for another process's write lock before it answers UNAVAILABLE:
 # well inside a caller's deadline, so the client retries instead of timing out.
 WRITE_BUSY_TIMEOUT_MS = 3_000
+# How long a starting server waits for another process's lock on the file before it
+# says so and exits: long enough for sibling processes starting together.
+START_LOCK_WAIT_S = 10
 # Transactions committed together at most (bounds one batch's latency).
 MAX_BATCH = 256
 _STOP = object()
@@ -112,11 +115,11 @@ def prepare_file(path: str) -> None:
     if not directory.is_dir():
         log.info("creating %s for the SQLite database", directory)
         directory.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_LOCK_WAIT_S
     pause = 0.005
     while True:
         try:
-            connection = sqlite3.connect(path, timeout=30)
+            connection = sqlite3.connect(path, timeout=START_LOCK_WAIT_S)
             try:
                 (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
                 if str(mode).lower() != "wal":
