@@ -196,6 +196,7 @@ async def run_the_cluster(
 
         # The victim's unfinished runs were taken over within lease + 5 s.
         taken_over = 0
+        takeover_s: list[float] = []
         for job in jobs:
             runs = job.started_on()
             on_victim = [seen for seen, detail in runs if detail.endswith(f"on {victim}")]
@@ -205,10 +206,12 @@ async def run_the_cluster(
                 if stored:
                     # Killed while submitting: another replica takes the submission on.
                     assert completed[0] - killed_at <= LEASE_S + 5, completed[0] - killed_at
+                    takeover_s.append(completed[0] - killed_at)
                 else:
                     again = [seen for seen, detail in runs if seen > killed_at]
                     assert again, f"{job.job_id} was not run again after the kill"
                     assert again[0] - killed_at <= LEASE_S + 5, again[0] - killed_at
+                    takeover_s.append(again[0] - killed_at)
                 taken_over += 1
         assert taken_over >= 1, "the kill landed while the victim ran a job"
 
@@ -250,6 +253,14 @@ async def run_the_cluster(
         rounds = (time.monotonic() - began) / MONITOR_INTERVAL_S
         polled = await diff_requests(sandbox) - before
         assert polled <= 1.5 * rounds + 3, (polled, rounds)
+        # The figures docs/RELIABILITY.md quotes (pytest -s shows them).
+        print(
+            f"\ncluster {names}: {len(jobs)} jobs, {taken_over} taken over in "
+            f"{min(takeover_s):.1f}-{max(takeover_s):.1f} s (lease {LEASE_S:g} s), "
+            f"watch delay median {sorted(delays)[len(delays) // 2]:.3f} s max "
+            f"{max(delays):.3f} s over {len(delays)}, diff polled {polled} times "
+            f"in {rounds:.1f} intervals"
+        )
     finally:
         for channel in channels:
             await channel.close()
