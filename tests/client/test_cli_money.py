@@ -1,0 +1,201 @@
+"""`agentjobs attention`, `refund`, `recover` and `replicas` against a live server whose
+sandbox payment service plays the chain over real HTTP (V1 contracts): the commands the
+server's attention messages name exist with that spelling and do what they say."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from agentjobs.client import JobClient
+from agentjobs.server.domain import Job
+from agentjobs.server.testing import ThreadedServer
+from agentjobs.v1 import jobs_pb2
+from tests.client.conftest import Cli
+from tests.client.helpers import assert_ok, assert_one_error_line, run_cli
+
+EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_AUTH = 3, 4, 6
+MONEY_COMMANDS = (
+    ("attention",),
+    ("recover", "some-job"),
+    ("refund", "some-job"),
+    ("replicas",),
+)
+
+
+class Chain:
+    """The server's sandbox and monitor, driven from the test thread."""
+
+    def __init__(self, server: ThreadedServer, cli: Cli, client: JobClient) -> None:
+        self.server = server
+        self.app = server.running.app
+        self.sandbox = server.sandbox
+        self.cli = cli
+        self.client = client
+        assert self.app.monitor is not None
+        self.monitor = self.app.monitor
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return self.server.call(asyncio.wait_for(coroutine, 20))
+
+    def start(self, text: str) -> tuple[str, str]:
+        started = assert_ok(self.cli("start", "--input", f"text={text}", "--json")).json()
+        return started["job_id"], started["blockchain_identifier"]
+
+    def settle(self, bid: str, on_chain_state: str) -> None:
+        """Waits for the chain, then has the monitor apply it before returning."""
+        self.run(self.sandbox.wait_for(bid, on_chain_state=on_chain_state))
+        self.run(self.monitor.poll_once())
+
+    def submitted(self, text: str) -> tuple[str, str]:
+        """A job completed whose result is on chain (ResultSubmitted), as the books know."""
+        job_id, bid = self.start(text)
+        self.run(self.sandbox.lock_funds(bid))
+        assert self.client.wait(job_id, timeout=20).status == jobs_pb2.JOB_STATUS_COMPLETED
+        self.settle(bid, "ResultSubmitted")
+        return job_id, bid
+
+    def disputed(self, text: str) -> tuple[str, str]:
+        """The buyer asks for a refund after the result reached the chain: V1 Disputed."""
+        job_id, bid = self.submitted(text)
+        self.run(self.sandbox.request_refund(bid))
+        self.settle(bid, "Disputed")
+        return job_id, bid
+
+    def job_until(self, job_id: str, done: Callable[[Job], bool]) -> Job:
+        """The job once `done` holds for it, woken by every write to it."""
+        repository = self.app.repository
+
+        async def until() -> Job:
+            with repository.changes.subscribe(job_id) as changed:
+                while True:
+                    changed.clear()
+                    job = await repository.get(job_id)
+                    if done(job):
+                        return job
+                    await changed.wait()
+
+        result: Job = self.run(until())
+        return result
+
+
+def test_a_disputed_job_is_listed_and_the_command_it_names_refunds_it(
+    threaded: ThreadedServer, cli: Cli, client: JobClient
+) -> None:
+    chain = Chain(threaded, cli, client)
+    empty = assert_ok(cli("attention"))
+    assert "Needs attention (0)" in empty.out and "Nothing needs you" in empty.out
+    assert assert_ok(cli("attention", "--json")).json() == {"jobs": [], "next_page_token": ""}
+
+    job_id, bid = chain.disputed("contested")
+    page = assert_ok(cli("attention", "--json")).json()
+    assert page["next_page_token"] == ""
+    (listed,) = page["jobs"]
+    assert listed["job_id"] == job_id
+    attention = listed["attention"]
+    assert attention["reason"] == "DISPUTED"
+    assert attention["action"] == f"agentjobs refund {job_id}"
+    assert "disputes" in attention["message"]
+    assert attention["since"].endswith("Z")
+
+    shown = assert_ok(cli("attention")).out
+    # 240 columns: the job's first line has it all; the message wraps under it.
+    row = next(line for line in shown.splitlines() if job_id in line)
+    assert "DISPUTED" in row and f"agentjobs refund {job_id}" in row
+    assert "the buyer disputes" in row
+    assert "Needs attention (1)" in shown
+
+    # What the server told the operator to type, typed.
+    program, *args = shlex.split(attention["action"])
+    assert program == "agentjobs"
+    refunded = assert_ok(cli(*args))
+    assert "Refund scheduled" in refunded.out and job_id in refunded.out
+    assert "next step" in refunded.out
+    # The refund reaches the payment service: authorize-refund was accepted.
+    chain.run(chain.sandbox.wait_for(bid, requested_action="AuthorizeRefundRequested"))
+    chain.job_until(job_id, lambda job: job.step is None or job.step.value != "refund")
+
+
+def test_refund_json_is_the_job_with_its_refund_scheduled(
+    threaded: ThreadedServer, cli: Cli, client: JobClient
+) -> None:
+    chain = Chain(threaded, cli, client)
+    job_id, bid = chain.disputed("contested as json")
+    answer = assert_ok(cli("refund", job_id, "--json")).json()
+    assert set(answer) == {"job"}
+    job = answer["job"]
+    assert job["job_id"] == job_id
+    assert job["status"] == "JOB_STATUS_COMPLETED"
+    assert job["next_step"] == "refund"
+    assert job["attention"]["reason"] == "DISPUTED"
+    chain.run(chain.sandbox.wait_for(bid, requested_action="AuthorizeRefundRequested"))
+
+
+def test_a_refund_the_contract_forbids_exits_4(
+    threaded: ThreadedServer, cli: Cli, client: JobClient
+) -> None:
+    """On V1 the seller can authorize a refund only from Disputed: not while the buyer
+    has not paid, nor once the result is on chain undisputed."""
+    chain = Chain(threaded, cli, client)
+    unpaid, _ = chain.start("unpaid")
+    submitted, _ = chain.submitted("undisputed")
+    for job_id, state in ((unpaid, "unpaid"), (submitted, "ResultSubmitted")):
+        for json_flag in ((), ("--json",)):
+            result = cli("refund", job_id, *json_flag)
+            line = assert_one_error_line(
+                result, EXIT_PRECONDITION, "REFUND_NOT_POSSIBLE", job_id, state, "Disputed"
+            )
+            assert result.out == "", line
+    assert_one_error_line(cli("refund", "no-such-job"), EXIT_NOT_FOUND, "JOB_NOT_FOUND")
+
+
+def test_recover_with_nothing_to_recover_exits_4(
+    threaded: ThreadedServer, cli: Cli, client: JobClient
+) -> None:
+    chain = Chain(threaded, cli, client)
+    unpaid, _ = chain.start("nothing parked")
+    submitted, _ = chain.submitted("all well")
+    for job_id in (unpaid, submitted):
+        for json_flag in ((), ("--json",)):
+            result = cli("recover", job_id, *json_flag)
+            assert_one_error_line(
+                result, EXIT_PRECONDITION, "NOTHING_TO_RECOVER", job_id, "nothing to recover"
+            )
+            assert result.out == ""
+    assert_one_error_line(cli("recover", "no-such-job"), EXIT_NOT_FOUND, "JOB_NOT_FOUND")
+
+
+def test_replicas_names_this_server_as_the_monitor_leader(
+    threaded: ThreadedServer, cli: Cli
+) -> None:
+    app = threaded.running.app
+    assert app.monitor is not None
+    # A round that began after this call holds the lease before it polls.
+    threaded.call(asyncio.wait_for(app.monitor.poll_round(), 20))
+    replicas = assert_ok(cli("replicas", "--json")).json()["replicas"]
+    (this,) = replicas
+    assert this["replica_id"] == app.replica_id
+    assert this["role"] == "all"
+    assert this["leads_payment_monitor"] is True
+    assert this["gone"] is False
+    assert this["steps_held"] == "0"  # int64: a string in canonical JSON
+    assert this["heartbeat_time"] >= this["start_time"]
+
+    shown = assert_ok(cli("replicas")).out
+    assert "Replicas (1)" in shown
+    (row,) = [line for line in shown.splitlines() if app.replica_id in line]
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[:2] == [app.replica_id, "all"]
+    assert cells[2].endswith(" ago") and not cells[2].startswith("gone")
+    assert cells[3:5] == ["0", "yes"]
+
+
+def test_the_money_commands_need_the_operator_token(threaded: ThreadedServer) -> None:
+    for args in MONEY_COMMANDS:
+        missing = run_cli(*args, "--target", threaded.grpc_target)
+        assert_one_error_line(missing, EXIT_AUTH, "UNAUTHENTICATED", "--token", "AGENTJOBS_TOKEN")
+        wrong = {"AGENTJOBS_TARGET": threaded.grpc_target, "AGENTJOBS_TOKEN": "not-the-token"}
+        line = assert_one_error_line(run_cli(*args, env=wrong), EXIT_AUTH, "PERMISSION_DENIED")
+        assert "not-the-token" not in line
