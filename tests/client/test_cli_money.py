@@ -5,9 +5,12 @@ server's attention messages name exist with that spelling and do what they say."
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
+from pathlib import Path
 
 from agentjobs.client import JobClient
+from agentjobs.server.domain import lifecycle
 from agentjobs.server.testing import ThreadedServer
 from tests.client.conftest import Cli
 from tests.client.helpers import assert_ok, assert_one_error_line, run_cli
@@ -140,3 +143,14 @@ def test_the_money_commands_need_the_operator_token(threaded: ThreadedServer) ->
         wrong = {"AGENTJOBS_TARGET": threaded.grpc_target, "AGENTJOBS_TOKEN": "not-the-token"}
         line = assert_one_error_line(run_cli(*args, env=wrong), EXIT_AUTH, "PERMISSION_DENIED")
         assert "not-the-token" not in line
+
+
+def test_every_command_the_server_suggests_exists() -> None:
+    """The lifecycle's attention actions and messages name CLI commands: each exists."""
+    sources = Path(lifecycle.__file__).parent.glob("*.py")
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sources)
+    suggested = set(re.findall(r"agentjobs ([a-z-]+) \{job\.job_id\}", text))
+    assert suggested == {"recover", "refund"}
+    for name in suggested:
+        usage = assert_ok(run_cli(name, "--help")).out
+        assert f"agentjobs {name}" in usage and "JOB_ID" in usage.upper()

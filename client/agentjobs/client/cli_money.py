@@ -104,8 +104,8 @@ def refund(
 ) -> None:
     """Give the buyer's money back.
 
-    Only where the payment's contract allows it: on V1 a disputed payment, on V2 also a
-    locked one, a submitted result or a refund request."""
+    Only where the payment's contract lets the seller: on V1 a disputed payment, on V2
+    also a refund request; never while another action on it is in progress."""
     options = connection(
         ctx, Connection(target, token, timeout, tls, ca_file, cert_file, key_file, as_json)
     )
