@@ -12,6 +12,7 @@ from pathlib import Path
 from agentjobs.client import JobClient
 from agentjobs.server.domain import lifecycle
 from agentjobs.server.testing import ThreadedServer
+from agentjobs.v1 import jobs_pb2
 from tests.client.conftest import Cli
 from tests.client.helpers import assert_ok, assert_one_error_line, run_cli
 from tests.client.money import Chain
@@ -154,3 +155,33 @@ def test_every_command_the_server_suggests_exists() -> None:
     for name in suggested:
         usage = assert_ok(run_cli(name, "--help")).out
         assert f"agentjobs {name}" in usage and "JOB_ID" in usage.upper()
+
+
+def test_recover_retries_what_the_payment_service_parked(
+    threaded: ThreadedServer, cli: Cli, client: JobClient
+) -> None:
+    """The chain job keeps failing our submission: the server has the payment service
+    retry it a bounded number of times, then names `agentjobs recover <job_id>`, and
+    that command has the payment service take the submission again."""
+    chain = Chain(threaded, cli, client)
+    # The chain job picks nothing up by itself: each failure lands on a waiting submission.
+    chain.sandbox.timing.job_interval_s = 3600.0
+    job_id, bid = chain.start("unlucky")
+    chain.run(chain.sandbox.lock_funds(bid))
+    assert client.wait(job_id, timeout=20).status == jobs_pb2.JOB_STATUS_COMPLETED
+    for failure in range(chain.app.core.policy.max_recoveries + 1):
+        chain.run(chain.sandbox.wait_for(bid, requested_action="SubmitResultRequested"))
+        chain.run(chain.sandbox.fail_next_action(bid, f"collateral missing ({failure})"))
+        chain.run(chain.monitor.poll_once())
+    parked = chain.job_until(job_id, lambda job: job.attention is not None)
+    assert parked.attention is not None
+    assert parked.attention.reason == "SUBMISSION_FAILED"
+    assert parked.attention.action == f"agentjobs recover {job_id}"
+
+    program, *args = shlex.split(parked.attention.action)
+    assert program == "agentjobs"
+    shown = assert_ok(cli(*args)).out
+    assert "Recovery scheduled" in shown and job_id in shown and "recover, due" in shown
+    chain.run(chain.sandbox.wait_for(bid, requested_action="SubmitResultRequested"))
+    chain.job_until(job_id, lambda job: job.attention is None)
+    assert assert_ok(cli("attention", "--json")).json()["jobs"] == []
