@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agentjobs.client.cli_app import build_app
 from agentjobs.server.testing import server_in_thread
 from tests.client.helpers import assert_ok, run_cli
 
@@ -59,3 +60,14 @@ def test_the_input_file_example(tmp_path: Path) -> None:
         again = assert_ok(run_cli(*args, "--json", env=env)).json()  # --request-id: same job
     assert started["job_id"] == again["job_id"]
     assert json.loads(document.group(1))["text"] == "hello from a file"
+
+
+def test_every_cli_command_listed_exists_and_every_command_is_listed() -> None:
+    block = _block_after("With the CLI", "sh")
+    listed = set(re.findall(r"agentjobs (\w+)", block))
+    listed |= set(re.findall(r"also: ([\w, ]+)", block)[0].replace(",", " ").split())
+    commands = {
+        command.name or getattr(command.callback, "__name__", "")
+        for command in build_app().registered_commands
+    }
+    assert listed == commands

@@ -174,6 +174,31 @@ def run_in_terminal(
     return CliResult(code, text.replace("\r\n", "\n"), "")
 
 
+# -- what a person sees --------------------------------------------------------------
+BOX_VERTICALS = "│┃"
+NARROWEST_COLUMN = 3
+
+
+def table_cells(line: str) -> list[str]:
+    return re.split(f"[{BOX_VERTICALS}]", line)[1:-1]
+
+
+def assert_reads_well(shown: str, width: int, ids: set[str], words: set[str]) -> None:
+    lines = shown.splitlines()
+    assert lines, "nothing shown"
+    for line in lines:
+        assert len(line) <= width, f"wider than {width}: {line!r}"
+    for identifier in ids:
+        assert any(identifier in line for line in lines), f"{identifier} not whole: {shown}"
+    text_of_cells = "\n".join(" ".join(table_cells(line)) or line for line in lines)
+    for word in words:
+        assert word in text_of_cells or word in shown, f"{word!r} split or missing:\n{shown}"
+    for line in lines:
+        if line[:1] and line[0] in "┏┌":  # a table's top border: one segment per column
+            for segment in re.split("[┳┬]", line[1:-1]):
+                assert len(segment) >= NARROWEST_COLUMN + 2, f"a sliver of a column: {line}"
+
+
 # -- the chain's time ----------------------------------------------------------------
 def sandbox_books(**overrides: Any) -> dict[str, Any]:
     """server_in_thread() options for books tests: the buyer pays only when told, the

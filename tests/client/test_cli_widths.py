@@ -17,6 +17,7 @@ from agentjobs.server.testing import ThreadedServer
 from agentjobs.v1 import jobs_pb2
 from tests.client.helpers import (
     assert_ok,
+    assert_reads_well,
     collect_earnings,
     quick_chain,
     run_cli,
@@ -26,8 +27,6 @@ from tests.client.helpers import (
 )
 
 WIDTHS = (80, 160)
-BOX_VERTICALS = "│┃"
-NARROWEST_COLUMN = 3
 # Words the views print that are not in the JSON documents compared below.
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -87,26 +86,6 @@ def _words(document: object) -> set[str]:
     elif isinstance(document, str):
         found |= set(document.split())
     return found
-
-
-def _cells(line: str) -> list[str]:
-    return re.split(f"[{BOX_VERTICALS}]", line)[1:-1]
-
-
-def assert_reads_well(shown: str, width: int, ids: set[str], words: set[str]) -> None:
-    lines = shown.splitlines()
-    assert lines, "nothing shown"
-    for line in lines:
-        assert len(line) <= width, f"wider than {width}: {line!r}"
-    for identifier in ids:
-        assert any(identifier in line for line in lines), f"{identifier} not whole: {shown}"
-    text_of_cells = "\n".join(" ".join(_cells(line)) or line for line in lines)
-    for word in words:
-        assert word in text_of_cells or word in shown, f"{word!r} split or missing:\n{shown}"
-    for line in lines:
-        if line[:1] and line[0] in "┏┌":  # a table's top border: one segment per column
-            for segment in re.split("[┳┬]", line[1:-1]):
-                assert len(segment) >= NARROWEST_COLUMN + 2, f"a sliver of a column: {line}"
 
 
 REFERENCE_WIDTH = 240

@@ -1,10 +1,15 @@
 """`agentjobs`: start, follow and answer jobs of an agentjobs server; the operator's books.
 
 Connection: --target or AGENTJOBS_TARGET (default 127.0.0.1:50051); operator commands
-(earnings, invoices, cancel) need --token or AGENTJOBS_TOKEN; --timeout is the deadline
-of each call in seconds; --tls, --ca-file enable TLS, --cert-file/--key-file mutual TLS
-(also AGENTJOBS_TLS, AGENTJOBS_CA_FILE, AGENTJOBS_CERT_FILE, AGENTJOBS_KEY_FILE). They
-and --json go before the command (`agentjobs --target X list`) or after it.
+(list, earnings, invoices, cancel, attention, recover, refund, replicas) need --token or
+AGENTJOBS_TOKEN; --timeout is the deadline of each call in seconds; --tls, --ca-file
+enable TLS, --cert-file/--key-file mutual TLS (also AGENTJOBS_TLS, AGENTJOBS_CA_FILE,
+AGENTJOBS_CERT_FILE, AGENTJOBS_KEY_FILE). They and --json go before the command
+(`agentjobs --target X list`) or after it.
+
+Money that needs a person: `attention` lists each such job with the command that helps,
+`recover JOB_ID` retries a stuck payment action, `refund JOB_ID` gives the buyer's money
+back where the payment's contract allows it (both exit 4 where there is nothing to do).
 
 Every command takes --json and then prints exactly one JSON document on stdout
 (canonical protobuf JSON: the .proto field names, enums by name, int64 as strings).
@@ -35,7 +40,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from agentjobs.client import cli_jobs, cli_operator
+from agentjobs.client import cli_jobs, cli_money, cli_operator, cli_replicas
 from agentjobs.client.cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -109,4 +114,6 @@ def build_app() -> typer.Typer:
     app.callback()(global_options)
     cli_jobs.register(app)
     cli_operator.register(app)
+    cli_money.register(app)
+    cli_replicas.register(app)
     return app

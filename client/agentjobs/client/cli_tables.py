@@ -174,7 +174,7 @@ class AdaptiveTable:
         for slot in slots:
             first = self.columns[slot.columns[0]]
             table.add_column(
-                "\n".join(self.columns[i].name for i in slot.columns),
+                _header([self.columns[i].name for i in slot.columns], slot.width),
                 justify=first.justify,
                 no_wrap=all(self.columns[i].no_wrap for i in slot.columns),
                 # Exact widths: rich's own sharing can end a column or two over the room.
@@ -192,6 +192,22 @@ class AdaptiveTable:
             blocks.append(KeyValues(pairs))
             blocks.append(Text(""))
         return Group(*blocks)
+
+
+def _header(names: Sequence[str], width: int) -> str:
+    """The slot's names, one per line, each wrapped at its spaces to `width`: rich cuts
+    the header of a no_wrap column narrower than it ("on chain" over "—" showed "on ch")."""
+    lines: list[str] = []
+    for name in names:
+        line = ""
+        for word in name.split():
+            if line and cell_len(line) + 1 + cell_len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _table_width(slots: Sequence[_Slot]) -> int:

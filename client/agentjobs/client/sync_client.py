@@ -257,3 +257,57 @@ class JobClient:
             self.operator_stub.CancelJob, request, timeout, operator=True
         )
         return response
+
+    def list_attention(
+        self, *, page_size: int = 0, page_token: str = "", timeout: Timeout = DEFAULT
+    ) -> operator_pb2.ListAttentionResponse:
+        """One page of the jobs whose money needs a person, most recently changed first;
+        each job's `attention` says why and what to do."""
+        request = operator_pb2.ListAttentionRequest(page_size=page_size, page_token=page_token)
+        response: operator_pb2.ListAttentionResponse = self._unary(
+            self.operator_stub.ListAttention, request, timeout, operator=True
+        )
+        return response
+
+    def iter_attention(
+        self, *, page_size: int = 0, timeout: Timeout = DEFAULT
+    ) -> Iterator[jobs_pb2.Job]:
+        """Every job needing a person, following next_page_token (timeout is per page)."""
+        token = ""
+        while True:
+            page = self.list_attention(page_size=page_size, page_token=token, timeout=timeout)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
+    def recover_payment(
+        self, job_id: str, *, timeout: Timeout = DEFAULT
+    ) -> operator_pb2.RecoverPaymentResponse:
+        """Retry what the payment service parked for this job, as its next step now.
+        FailedPrecondition (NOTHING_TO_RECOVER, AGENT_AT_WORK, ...) when there is none."""
+        request = operator_pb2.RecoverPaymentRequest(job_id=job_id)
+        response: operator_pb2.RecoverPaymentResponse = self._unary(
+            self.operator_stub.RecoverPayment, request, timeout, operator=True
+        )
+        return response
+
+    def authorize_refund(
+        self, job_id: str, *, timeout: Timeout = DEFAULT
+    ) -> operator_pb2.AuthorizeRefundResponse:
+        """Give the buyer's money back where the payment's contract allows it (V1: only
+        from Disputed); FailedPrecondition (REFUND_NOT_POSSIBLE) elsewhere."""
+        request = operator_pb2.AuthorizeRefundRequest(job_id=job_id)
+        response: operator_pb2.AuthorizeRefundResponse = self._unary(
+            self.operator_stub.AuthorizeRefund, request, timeout, operator=True
+        )
+        return response
+
+    def list_replicas(self, *, timeout: Timeout = DEFAULT) -> operator_pb2.ListReplicasResponse:
+        response: operator_pb2.ListReplicasResponse = self._unary(
+            self.operator_stub.ListReplicas,
+            operator_pb2.ListReplicasRequest(),
+            timeout,
+            operator=True,
+        )
+        return response
