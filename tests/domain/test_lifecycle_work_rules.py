@@ -468,6 +468,18 @@ def test_recovery_refused_for_good_needs_a_person(status: JobStatus, reason: str
     assert decision.step is None
 
 
+def test_a_recovery_the_service_cannot_retry_suggests_no_command() -> None:
+    job = a_job(S.COMPLETED)
+    decision = on_recover_refused(job, "not retryable", NOW, retryable=False)
+    after = preview(job, decision, NOW)
+    assert after.attention is not None
+    assert after.attention.reason == AttentionReason.SUBMISSION_FAILED
+    assert "not retryable" in after.attention.message
+    assert "admin interface" in after.attention.message
+    assert after.attention.action == ""
+    assert decision.step is None
+
+
 def test_a_parked_submission_is_recovered_at_most_max_recoveries_times() -> None:
     """The whole loop: parked -> RECOVER -> recovered -> parked again ... -> a person."""
     job, invoice = a_job(S.COMPLETED), SUBMITTED

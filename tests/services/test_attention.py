@@ -227,3 +227,40 @@ async def test_recovering_a_payment_never_stops_the_agent_at_work(
             NextAction.WAITING_FOR_MANUAL_ACTION
         )
     assert len(scripted.calls) == 1
+
+
+async def test_a_recovery_the_payment_service_cannot_retry_leaves_no_loop(
+    tmp_path: Path, scripted: ScriptedAgent
+) -> None:
+    """A parked action that was a plain wait (the job had failed, the buyer's money still
+    locked) is not retryable: error-state-recovery answers 400. The attention then says
+    to look in the payment service instead of suggesting the same recovery again."""
+    async with (
+        sandbox() as payment_service,
+        serve(tmp_path, payment_service, scripted.agent, shutdown_grace_s=0) as server,
+        grpc.aio.insecure_channel(server.grpc_target) as channel,
+    ):
+        job = await start(server, text="fails", mode="raise")
+        bid = job.blockchain_identifier
+        await payment_service.lock_funds(bid)
+        await watch_until(server, job.job_id, lambda j: j.status is JobStatus.FAILED)
+        await payment_service.fail_next_action(bid, "node down")
+        # A failed job's payment still changes: wait on every write, not on the stream.
+        flagged = await job_until(server, job.job_id, lambda j: j.attention is not None)
+        assert flagged.attention is not None
+        assert flagged.attention.action == f"agentjobs recover {job.job_id}"
+
+        await operator_stub(channel).RecoverPayment(
+            operator_pb2.RecoverPaymentRequest(job_id=job.job_id), metadata=OPERATOR
+        )
+        refused = await job_until(
+            server,
+            job.job_id,
+            lambda j: j.attention is not None and "refused" in j.attention.message,
+        )
+        assert refused.attention is not None
+        assert refused.attention.reason == AttentionReason.PAYMENT_ERROR
+        assert "not retryable" in refused.attention.message
+        assert refused.attention.action == ""
+        assert refused.step is None
+        assert payment_service.request_counts[RECOVERY] == 1

@@ -119,8 +119,8 @@ class OperatorServiceServicer:
 
     def AuthorizeRefund(self, request, context):
         """Give the buyer's money back (POST /payment/authorize-refund) where the payment's
-        contract allows it: V1 only from Disputed; V2 also from FundsLocked, ResultSubmitted
-        and RefundRequested.
+        contract and the payment service allow it: V1 only from Disputed, V2 from Disputed
+        or RefundRequested; FAILED_PRECONDITION (REFUND_NOT_POSSIBLE) otherwise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

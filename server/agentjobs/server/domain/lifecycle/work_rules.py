@@ -404,15 +404,22 @@ def _agent_at_work(job: Job) -> bool:
     )
 
 
-def on_recover_refused(job: Job, message: str, now: datetime) -> Decision:
-    """error-state-recovery refused for good: a person must look."""
+def on_recover_refused(
+    job: Job, message: str, now: datetime, *, retryable: bool = True
+) -> Decision:
+    """error-state-recovery refused for good: a person must look. `retryable`: worth
+    asking again once the person has acted (a refused key, say); otherwise (the parked
+    action is not retryable) suggesting the same command again would be a loop."""
+    refused = f"error-state-recovery was refused: {message}"
+    if not retryable:
+        refused += "; look at the payment in the payment service's admin interface"
     return needs_attention(
         job,
         AttentionReason.SUBMISSION_FAILED
         if job.status is JobStatus.COMPLETED
         else AttentionReason.PAYMENT_ERROR,
-        f"error-state-recovery was refused: {message}",
-        f"agentjobs recover {job.job_id}",
+        refused,
+        f"agentjobs recover {job.job_id}" if retryable else "",
         now,
     ).with_step(None)
 

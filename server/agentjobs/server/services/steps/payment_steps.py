@@ -104,11 +104,26 @@ async def recover(run: StepRun) -> None:
         note = refused.message
         await run.settle(lambda j, i, n: on_recover_refused(j, note, n))
     except PaymentServiceRejectedError as exc:
-        # 400: not in an error state (any more): the payment says what comes next.
-        log.info("job %s: error-state-recovery refused: %s", run.job.job_id, exc.message)
+        # 400: not in an error state (any more), or its action cannot be retried: the
+        # payment says which.
         fresh = await _payment(run)
-        if fresh is not _NOT_KNOWN:
-            assert fresh is None or isinstance(fresh, PaymentState)
+        if fresh is _NOT_KNOWN:
+            return
+        assert fresh is None or isinstance(fresh, PaymentState)
+        if fresh is not None and fresh.needs_manual_action:
+            # Still parked, and the service will not retry it: following it would only
+            # suggest the same recovery again.
+            note = exc.message
+            log.warning(
+                "job %s: error-state-recovery refused (%s); payment %s stays parked "
+                "until a person acts in the payment service",
+                run.job.job_id,
+                note,
+                fresh.blockchain_identifier,
+            )
+            await run.settle(lambda j, i, n: on_recover_refused(j, note, n, retryable=False))
+        else:
+            log.info("job %s: error-state-recovery refused: %s", run.job.job_id, exc.message)
             await run.settle(lambda j, i, n: on_follow(j, i, fresh, n, policy))
     except (PaymentNotFoundError, DomainError) as exc:
         # 404: updatedAt moved (the payment changed since we read it): read it again.
