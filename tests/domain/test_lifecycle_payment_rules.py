@@ -833,6 +833,62 @@ def test_an_error_cleared_keeps_an_attention_of_another_kind(reason: str) -> Non
     assert "attention" not in decision.fields
 
 
+@pytest.mark.parametrize(
+    ("state", "settled_as"),
+    [
+        (State.REFUND_WITHDRAWN, InvoiceStatus.REFUNDED),
+        (State.WITHDRAWN, InvoiceStatus.WITHDRAWN),
+        (State.DISPUTED_WITHDRAWN, InvoiceStatus.DISPUTE_RESOLVED),
+    ],
+)
+def test_money_settled_under_a_pending_action_is_booked_and_its_note_only_kept(
+    state: str, settled_as: InvoiceStatus
+) -> None:
+    """Upstream tx-sync parks a pending seller action that the chain overtook
+    (SubmitResultRequested + RefundWithdrawn, e.g. a submission never picked up) in
+    WaitingForManualAction with "Unexpected state change detected": the money has moved
+    for good, so nothing is recovered and no person is asked."""
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.SUBMITTED, State.FUNDS_LOCKED)
+    overtaken = payment(
+        state,
+        Action.WAITING_FOR_MANUAL_ACTION,
+        next_action_hash=RESULT_HASH,
+        error_type="Unknown",
+        error_note="Unexpected state change detected. Possible a action could not be "
+        "executed in time",
+    )
+    now = DISPUTE_UNLOCK + MINUTE
+    decision = decide(job, invoice, overtaken, now)
+    assert decision.invoice is not None
+    assert (decision.invoice.status, decision.invoice.on_chain_state) == (settled_as, state)
+    assert decision.invoice.next_action is not None
+    assert "Unexpected state change" in decision.invoice.next_action
+    assert decision.step is None
+    assert EventType.ATTENTION_NEEDED not in types(decision)
+    assert decision.status is None
+
+
+def test_a_manual_action_without_an_error_type_asks_a_person_with_no_command() -> None:
+    """error-state-recovery answers 400 "not in an error state" without an errorType:
+    no command of ours could clear it."""
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.CONFIRMED, State.RESULT_SUBMITTED)
+    parked = payment(
+        State.RESULT_SUBMITTED,
+        Action.WAITING_FOR_MANUAL_ACTION,
+        result_hash=RESULT_HASH,
+        error_note="State change detected after manual action was required",
+    )
+    decision = decide(job, invoice, parked, UNLOCK + HOUR)
+    assert decision.step is KEEP
+    after = preview(job, decision, at(UNLOCK + HOUR))
+    assert after.attention is not None
+    assert after.attention.reason == AttentionReason.PAYMENT_ERROR
+    assert after.attention.action == ""
+    assert "admin interface" in after.attention.message
+
+
 def test_a_state_change_and_an_error_at_once_are_both_recorded() -> None:
     """FundsOrDatumInvalid arrives parked in WaitingForManualAction (upstream tx-sync)."""
     job, invoice = a_job(S.AWAITING_PAYMENT), an_invoice(for_status=S.AWAITING_PAYMENT)
@@ -994,6 +1050,40 @@ def test_a_dispute_is_left_to_its_attention() -> None:
         a_job(S.COMPLETED), invoice, payment(State.DISPUTED, result_hash=RESULT_HASH), EARLY
     )
     assert decision.step is None
+
+
+@pytest.mark.parametrize(
+    "action", [Action.AUTHORIZE_REFUND_REQUESTED, Action.AUTHORIZE_REFUND_INITIATED]
+)
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_refund_of_a_dispute_on_its_way_is_left_to_the_diff(
+    action: str, source: PaymentSourceType
+) -> None:
+    """The chain job may wait out the seller's cooldown (~24 min): the diff brings what
+    it does (V1 RefundRequested, V2 RefundAuthorized, or an error)."""
+    job = a_job(S.COMPLETED, source)
+    invoice = an_invoice(InvoiceStatus.DISPUTED, State.DISPUTED, source=source)
+    refunding = payment(State.DISPUTED, action, result_hash=RESULT_HASH, source=source)
+    decision = follow(job, invoice, refunding, EARLY)
+    assert decision == Decision(step=None)
+
+
+def test_v2_a_refund_of_a_refund_request_on_its_way_is_looked_at_every_ten_minutes() -> None:
+    job = a_job(S.FAILED, V2, step=Step.FOLLOW, run_at=EARLY)
+    invoice = an_invoice(InvoiceStatus.PAID, State.REFUND_REQUESTED, source=V2)
+    refunding = payment(State.REFUND_REQUESTED, Action.AUTHORIZE_REFUND_REQUESTED, source=V2)
+    decision = follow(job, invoice, refunding, EARLY)
+    assert decision == Decision(step=Scheduled(Step.FOLLOW, EARLY + 10 * POLICY.retry_max_ms))
+
+
+@pytest.mark.parametrize("action", [Action.WAITING_FOR_EXTERNAL_ACTION, Action.WITHDRAW_REQUESTED])
+def test_v2_a_withdrawal_authorized_is_looked_at_until_it_is_withdrawn(action: str) -> None:
+    """WithdrawAuthorized is withdrawn without waiting for unlockTime."""
+    job = a_job(S.COMPLETED, V2)
+    invoice = an_invoice(InvoiceStatus.CONFIRMED, State.WITHDRAW_AUTHORIZED, source=V2)
+    authorized = payment(State.WITHDRAW_AUTHORIZED, action, result_hash=RESULT_HASH, source=V2)
+    decision = follow(job, invoice, authorized, EARLY)
+    assert decision == Decision(step=Scheduled(Step.FOLLOW, EARLY + 10 * POLICY.retry_max_ms))
 
 
 def test_funds_waiting_for_the_buyer_are_looked_at_every_ten_minutes() -> None:
