@@ -16,9 +16,11 @@ Upstream facts these rules answer to (masumi-payment-service 0.28.0):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from agentjobs.server.domain.errors import OperationNotPossibleError
 from agentjobs.server.domain.events import EventType
 from agentjobs.server.domain.invoice import Invoice, InvoiceStatus
 from agentjobs.server.domain.job import Job, JobError
@@ -29,6 +31,7 @@ from agentjobs.server.domain.lifecycle import (
     PaymentMismatchError,
     on_expiry_check,
     on_follow,
+    on_operator_recover,
     on_payment,
     on_payment_requested,
     preview,
@@ -867,6 +870,58 @@ def test_money_settled_under_a_pending_action_is_booked_and_its_note_only_kept(
     assert decision.step is None
     assert EventType.ATTENTION_NEEDED not in types(decision)
     assert decision.status is None
+
+
+def wallet_timeout(state: str, **kw: Any) -> Payment:
+    """Upstream's wallet-timeouts job: an *Initiated* action whose transaction is still
+    pending after 7 min goes back to WaitingForExternalAction with an errorType
+    (src/services/transactions/wallet-timeouts/service.ts)."""
+    return payment(
+        state,
+        Action.WAITING_FOR_EXTERNAL_ACTION,
+        error_type="Unknown",
+        error_note="Timeout when waiting for transaction",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("job", "invoice", "timed_out"),
+    [
+        pytest.param(
+            a_job(S.COMPLETED),
+            an_invoice(InvoiceStatus.SUBMITTED, State.FUNDS_LOCKED),
+            wallet_timeout(State.FUNDS_LOCKED, next_action_hash=RESULT_HASH),
+            id="our-submission",
+        ),
+        pytest.param(
+            a_job(S.COMPLETED),
+            an_invoice(InvoiceStatus.CONFIRMED, State.RESULT_SUBMITTED),
+            wallet_timeout(State.RESULT_SUBMITTED, result_hash=RESULT_HASH),
+            id="the-withdrawal",
+        ),
+    ],
+)
+def test_a_wallet_timeout_is_not_recovered_nor_sent_to_recover(
+    job: Job, invoice: Invoice, timed_out: Payment
+) -> None:
+    """error-state-recovery answers 400 to a payment not in WaitingForManualAction, and
+    `agentjobs recover` refuses it (NOTHING_TO_RECOVER): neither a RECOVER step nor that
+    command may be what the rule offers. The transaction may still confirm: a person
+    looks, and the job's step goes on."""
+    now = T0_MS + HOUR
+    decision = decide(job, invoice, timed_out, now)
+    assert decision.step is KEEP
+    assert decision.invoice == InvoiceChange(
+        next_action="Unknown: Timeout when waiting for transaction"
+    )
+    after = preview(job, decision, at(now))
+    assert after.attention is not None
+    assert after.attention.reason == AttentionReason.PAYMENT_ERROR
+    assert after.attention.action == ""
+    assert "Timeout when waiting for transaction" in after.attention.message
+    with pytest.raises(OperationNotPossibleError):
+        on_operator_recover(after, timed_out, at(now), POLICY)
 
 
 def test_a_manual_action_without_an_error_type_asks_a_person_with_no_command() -> None:
