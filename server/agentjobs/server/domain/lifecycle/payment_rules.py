@@ -394,6 +394,16 @@ def _error_changed(
         return recorded.then(
             Decision(events=(NewEvent(EventType.PAYMENT_STATE_CHANGED, "the error is cleared"),))
         ).then(cleared)
+    if not payment.needs_manual_action:
+        # An error on a payment that is not parked (upstream's wallet timeout: the
+        # transaction is still pending and may confirm). error-state-recovery answers
+        # 400 for it and `agentjobs recover` refuses it, so neither may be offered.
+        message = (
+            "the payment service reports an error on a payment it has not parked for "
+            f"manual action: {error}; its transaction may still confirm: look at the "
+            "payment in the payment service's admin interface"
+        )
+        return recorded.then(needs_attention(job, AttentionReason.PAYMENT_ERROR, message, "", now))
     now_ms = ms(now)
     ours = (
         bool(job.result_hash)
