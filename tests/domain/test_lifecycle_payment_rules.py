@@ -225,6 +225,20 @@ def test_v1_buyer_withdrawing_the_refund_request_is_recorded(status: JobStatus) 
     assert [e.detail for e in decision.events] == ["the buyer withdrew the refund request"]
 
 
+def test_v1_buyer_withdrawing_the_refund_request_after_the_job_failed_is_only_recorded() -> None:
+    """The funds were locked before the job failed: FundsLocked again (UnSetRefundRequested)
+    is not a lock made after the failure, and the money's way back is as before (the
+    buyer withdraws after submitResultTime): nothing for a person."""
+    job = a_job(S.FAILED, V1, step=Step.FOLLOW, run_at=SUBMIT_BY + MINUTE)
+    invoice = an_invoice(InvoiceStatus.PAID, State.REFUND_REQUESTED)
+    decision = decide(job, invoice, payment(State.FUNDS_LOCKED), EARLY)
+    assert decision.status is None
+    assert decision.invoice == InvoiceChange(on_chain_state=State.FUNDS_LOCKED)
+    assert [e.detail for e in decision.events] == ["the buyer withdrew the refund request"]
+    assert "attention" not in decision.fields
+    assert decision.step is KEEP  # still followed until the buyer takes the money back
+
+
 # -- FundsOrDatumInvalid ------------------------------------------------------------------------
 def invalid_lock(source: PaymentSourceType = V1) -> Payment:
     """As upstream's tx-sync writes it (src/services/transactions/tx-sync/tx/index.ts
