@@ -288,9 +288,11 @@ def _funds_locked(
             events=(NewEvent(EventType.FUNDS_LOCKED, ""),),
             step=Scheduled(Step.RUN, now_ms),
         )
-    if job.status is JobStatus.FAILED:
+    if job.status is JobStatus.FAILED and invoice.on_chain_state is None:
         # The chain accepts a lock until payByTime; we saw it only after we had given
-        # up on the job (expired, cancelled): the job cannot run any more.
+        # up on the job (expired, cancelled): the job cannot run any more. (A failed
+        # job whose invoice already shows a state saw the lock before: FundsLocked
+        # again is V1's UnSetRefundRequested, recorded below.)
         locked = invoice.model_copy(update={"on_chain_state": OnChainState.FUNDS_LOCKED})
         step, money = money_after_failure(job, locked, OnChainState.FUNDS_LOCKED, now_ms, policy)
         reason = job.error.reason if job.error is not None else "FAILED"
