@@ -1048,6 +1048,31 @@ def test_a_submission_that_vanished_past_the_cutoff_needs_attention() -> None:
     assert after.attention is not None
 
 
+@pytest.mark.parametrize("state", [State.REFUND_REQUESTED, State.DISPUTED])
+def test_a_submission_queued_on_a_refund_request_or_dispute_is_followed_the_same(
+    state: str,
+) -> None:
+    """submit-result is taken from RefundRequested and Disputed too; the chain job's
+    5-minute cutoff is the same there."""
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.SUBMITTED, state)
+    waiting = payment(state, Action.SUBMIT_RESULT_REQUESTED, next_action_hash=RESULT_HASH)
+    early = follow(job, invoice, waiting, EARLY)
+    assert early.step == Scheduled(Step.FOLLOW, EARLY + 4 * POLICY.backoff(max(job.attempt, 1)))
+    now = SUBMIT_BY - 5 * MINUTE
+    late = follow(job, invoice, waiting, now)
+    assert attention_of(job, late, now) == AttentionReason.SUBMISSION_NOT_PICKED_UP
+    assert late.step == Scheduled(Step.FOLLOW, SUBMIT_BY + LAG)
+
+
+def test_a_submission_that_vanished_from_a_refund_request_needs_attention() -> None:
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.SUBMITTED, State.REFUND_REQUESTED)
+    decision = follow(job, invoice, payment(State.REFUND_REQUESTED), EARLY)
+    assert attention_of(job, decision, EARLY) == AttentionReason.SUBMISSION_NOT_PICKED_UP
+    assert decision.step == Scheduled(Step.FOLLOW, SUBMIT_BY)
+
+
 def test_a_result_on_chain_already_recorded_is_looked_at_after_unlock_time() -> None:
     job = a_job(S.COMPLETED)
     invoice = an_invoice(InvoiceStatus.CONFIRMED, State.RESULT_SUBMITTED)
