@@ -16,9 +16,11 @@ Upstream facts these rules answer to (masumi-payment-service 0.28.0):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from agentjobs.server.domain.errors import OperationNotPossibleError
 from agentjobs.server.domain.events import EventType
 from agentjobs.server.domain.invoice import Invoice, InvoiceStatus
 from agentjobs.server.domain.job import Job, JobError
@@ -29,6 +31,7 @@ from agentjobs.server.domain.lifecycle import (
     PaymentMismatchError,
     on_expiry_check,
     on_follow,
+    on_operator_recover,
     on_payment,
     on_payment_requested,
     preview,
@@ -220,6 +223,20 @@ def test_v1_buyer_withdrawing_the_refund_request_is_recorded(status: JobStatus) 
     assert decision.step is KEEP  # the job goes on as it was
     assert decision.invoice == InvoiceChange(on_chain_state=State.FUNDS_LOCKED)
     assert [e.detail for e in decision.events] == ["the buyer withdrew the refund request"]
+
+
+def test_v1_buyer_withdrawing_the_refund_request_after_the_job_failed_is_only_recorded() -> None:
+    """The funds were locked before the job failed: FundsLocked again (UnSetRefundRequested)
+    is not a lock made after the failure, and the money's way back is as before (the
+    buyer withdraws after submitResultTime): nothing for a person."""
+    job = a_job(S.FAILED, V1, step=Step.FOLLOW, run_at=SUBMIT_BY + MINUTE)
+    invoice = an_invoice(InvoiceStatus.PAID, State.REFUND_REQUESTED)
+    decision = decide(job, invoice, payment(State.FUNDS_LOCKED), EARLY)
+    assert decision.status is None
+    assert decision.invoice == InvoiceChange(on_chain_state=State.FUNDS_LOCKED)
+    assert [e.detail for e in decision.events] == ["the buyer withdrew the refund request"]
+    assert "attention" not in decision.fields
+    assert decision.step is KEEP  # still followed until the buyer takes the money back
 
 
 # -- FundsOrDatumInvalid ------------------------------------------------------------------------
@@ -833,6 +850,114 @@ def test_an_error_cleared_keeps_an_attention_of_another_kind(reason: str) -> Non
     assert "attention" not in decision.fields
 
 
+@pytest.mark.parametrize(
+    ("state", "settled_as"),
+    [
+        (State.REFUND_WITHDRAWN, InvoiceStatus.REFUNDED),
+        (State.WITHDRAWN, InvoiceStatus.WITHDRAWN),
+        (State.DISPUTED_WITHDRAWN, InvoiceStatus.DISPUTE_RESOLVED),
+    ],
+)
+def test_money_settled_under_a_pending_action_is_booked_and_its_note_only_kept(
+    state: str, settled_as: InvoiceStatus
+) -> None:
+    """Upstream tx-sync parks a pending seller action that the chain overtook
+    (SubmitResultRequested + RefundWithdrawn, e.g. a submission never picked up) in
+    WaitingForManualAction with "Unexpected state change detected": the money has moved
+    for good, so nothing is recovered and no person is asked."""
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.SUBMITTED, State.FUNDS_LOCKED)
+    overtaken = payment(
+        state,
+        Action.WAITING_FOR_MANUAL_ACTION,
+        next_action_hash=RESULT_HASH,
+        error_type="Unknown",
+        error_note="Unexpected state change detected. Possible a action could not be "
+        "executed in time",
+    )
+    now = DISPUTE_UNLOCK + MINUTE
+    decision = decide(job, invoice, overtaken, now)
+    assert decision.invoice is not None
+    assert (decision.invoice.status, decision.invoice.on_chain_state) == (settled_as, state)
+    assert decision.invoice.next_action is not None
+    assert "Unexpected state change" in decision.invoice.next_action
+    assert decision.step is None
+    assert EventType.ATTENTION_NEEDED not in types(decision)
+    assert decision.status is None
+
+
+def wallet_timeout(state: str, **kw: Any) -> Payment:
+    """Upstream's wallet-timeouts job: an *Initiated* action whose transaction is still
+    pending after 7 min goes back to WaitingForExternalAction with an errorType
+    (src/services/transactions/wallet-timeouts/service.ts)."""
+    return payment(
+        state,
+        Action.WAITING_FOR_EXTERNAL_ACTION,
+        error_type="Unknown",
+        error_note="Timeout when waiting for transaction",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("job", "invoice", "timed_out"),
+    [
+        pytest.param(
+            a_job(S.COMPLETED),
+            an_invoice(InvoiceStatus.SUBMITTED, State.FUNDS_LOCKED),
+            wallet_timeout(State.FUNDS_LOCKED, next_action_hash=RESULT_HASH),
+            id="our-submission",
+        ),
+        pytest.param(
+            a_job(S.COMPLETED),
+            an_invoice(InvoiceStatus.CONFIRMED, State.RESULT_SUBMITTED),
+            wallet_timeout(State.RESULT_SUBMITTED, result_hash=RESULT_HASH),
+            id="the-withdrawal",
+        ),
+    ],
+)
+def test_a_wallet_timeout_is_not_recovered_nor_sent_to_recover(
+    job: Job, invoice: Invoice, timed_out: Payment
+) -> None:
+    """error-state-recovery answers 400 to a payment not in WaitingForManualAction, and
+    `agentjobs recover` refuses it (NOTHING_TO_RECOVER): neither a RECOVER step nor that
+    command may be what the rule offers. The transaction may still confirm: a person
+    looks, and the job's step goes on."""
+    now = T0_MS + HOUR
+    decision = decide(job, invoice, timed_out, now)
+    assert decision.step is KEEP
+    assert decision.invoice == InvoiceChange(
+        next_action="Unknown: Timeout when waiting for transaction"
+    )
+    after = preview(job, decision, at(now))
+    assert after.attention is not None
+    assert after.attention.reason == AttentionReason.PAYMENT_ERROR
+    assert after.attention.action == ""
+    assert "Timeout when waiting for transaction" in after.attention.message
+    with pytest.raises(OperationNotPossibleError):
+        on_operator_recover(after, timed_out, at(now), POLICY)
+
+
+def test_a_manual_action_without_an_error_type_asks_a_person_with_no_command() -> None:
+    """error-state-recovery answers 400 "not in an error state" without an errorType:
+    no command of ours could clear it."""
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.CONFIRMED, State.RESULT_SUBMITTED)
+    parked = payment(
+        State.RESULT_SUBMITTED,
+        Action.WAITING_FOR_MANUAL_ACTION,
+        result_hash=RESULT_HASH,
+        error_note="State change detected after manual action was required",
+    )
+    decision = decide(job, invoice, parked, UNLOCK + HOUR)
+    assert decision.step is KEEP
+    after = preview(job, decision, at(UNLOCK + HOUR))
+    assert after.attention is not None
+    assert after.attention.reason == AttentionReason.PAYMENT_ERROR
+    assert after.attention.action == ""
+    assert "admin interface" in after.attention.message
+
+
 def test_a_state_change_and_an_error_at_once_are_both_recorded() -> None:
     """FundsOrDatumInvalid arrives parked in WaitingForManualAction (upstream tx-sync)."""
     job, invoice = a_job(S.AWAITING_PAYMENT), an_invoice(for_status=S.AWAITING_PAYMENT)
@@ -923,6 +1048,31 @@ def test_a_submission_that_vanished_past_the_cutoff_needs_attention() -> None:
     assert after.attention is not None
 
 
+@pytest.mark.parametrize("state", [State.REFUND_REQUESTED, State.DISPUTED])
+def test_a_submission_queued_on_a_refund_request_or_dispute_is_followed_the_same(
+    state: str,
+) -> None:
+    """submit-result is taken from RefundRequested and Disputed too; the chain job's
+    5-minute cutoff is the same there."""
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.SUBMITTED, state)
+    waiting = payment(state, Action.SUBMIT_RESULT_REQUESTED, next_action_hash=RESULT_HASH)
+    early = follow(job, invoice, waiting, EARLY)
+    assert early.step == Scheduled(Step.FOLLOW, EARLY + 4 * POLICY.backoff(max(job.attempt, 1)))
+    now = SUBMIT_BY - 5 * MINUTE
+    late = follow(job, invoice, waiting, now)
+    assert attention_of(job, late, now) == AttentionReason.SUBMISSION_NOT_PICKED_UP
+    assert late.step == Scheduled(Step.FOLLOW, SUBMIT_BY + LAG)
+
+
+def test_a_submission_that_vanished_from_a_refund_request_needs_attention() -> None:
+    job = a_job(S.COMPLETED)
+    invoice = an_invoice(InvoiceStatus.SUBMITTED, State.REFUND_REQUESTED)
+    decision = follow(job, invoice, payment(State.REFUND_REQUESTED), EARLY)
+    assert attention_of(job, decision, EARLY) == AttentionReason.SUBMISSION_NOT_PICKED_UP
+    assert decision.step == Scheduled(Step.FOLLOW, SUBMIT_BY)
+
+
 def test_a_result_on_chain_already_recorded_is_looked_at_after_unlock_time() -> None:
     job = a_job(S.COMPLETED)
     invoice = an_invoice(InvoiceStatus.CONFIRMED, State.RESULT_SUBMITTED)
@@ -994,6 +1144,40 @@ def test_a_dispute_is_left_to_its_attention() -> None:
         a_job(S.COMPLETED), invoice, payment(State.DISPUTED, result_hash=RESULT_HASH), EARLY
     )
     assert decision.step is None
+
+
+@pytest.mark.parametrize(
+    "action", [Action.AUTHORIZE_REFUND_REQUESTED, Action.AUTHORIZE_REFUND_INITIATED]
+)
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_refund_of_a_dispute_on_its_way_is_left_to_the_diff(
+    action: str, source: PaymentSourceType
+) -> None:
+    """The chain job may wait out the seller's cooldown (~24 min): the diff brings what
+    it does (V1 RefundRequested, V2 RefundAuthorized, or an error)."""
+    job = a_job(S.COMPLETED, source)
+    invoice = an_invoice(InvoiceStatus.DISPUTED, State.DISPUTED, source=source)
+    refunding = payment(State.DISPUTED, action, result_hash=RESULT_HASH, source=source)
+    decision = follow(job, invoice, refunding, EARLY)
+    assert decision == Decision(step=None)
+
+
+def test_v2_a_refund_of_a_refund_request_on_its_way_is_looked_at_every_ten_minutes() -> None:
+    job = a_job(S.FAILED, V2, step=Step.FOLLOW, run_at=EARLY)
+    invoice = an_invoice(InvoiceStatus.PAID, State.REFUND_REQUESTED, source=V2)
+    refunding = payment(State.REFUND_REQUESTED, Action.AUTHORIZE_REFUND_REQUESTED, source=V2)
+    decision = follow(job, invoice, refunding, EARLY)
+    assert decision == Decision(step=Scheduled(Step.FOLLOW, EARLY + 10 * POLICY.retry_max_ms))
+
+
+@pytest.mark.parametrize("action", [Action.WAITING_FOR_EXTERNAL_ACTION, Action.WITHDRAW_REQUESTED])
+def test_v2_a_withdrawal_authorized_is_looked_at_until_it_is_withdrawn(action: str) -> None:
+    """WithdrawAuthorized is withdrawn without waiting for unlockTime."""
+    job = a_job(S.COMPLETED, V2)
+    invoice = an_invoice(InvoiceStatus.CONFIRMED, State.WITHDRAW_AUTHORIZED, source=V2)
+    authorized = payment(State.WITHDRAW_AUTHORIZED, action, result_hash=RESULT_HASH, source=V2)
+    decision = follow(job, invoice, authorized, EARLY)
+    assert decision == Decision(step=Scheduled(Step.FOLLOW, EARLY + 10 * POLICY.retry_max_ms))
 
 
 def test_funds_waiting_for_the_buyer_are_looked_at_every_ten_minutes() -> None:

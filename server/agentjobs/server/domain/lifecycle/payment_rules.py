@@ -288,9 +288,11 @@ def _funds_locked(
             events=(NewEvent(EventType.FUNDS_LOCKED, ""),),
             step=Scheduled(Step.RUN, now_ms),
         )
-    if job.status is JobStatus.FAILED:
+    if job.status is JobStatus.FAILED and invoice.on_chain_state is None:
         # The chain accepts a lock until payByTime; we saw it only after we had given
-        # up on the job (expired, cancelled): the job cannot run any more.
+        # up on the job (expired, cancelled): the job cannot run any more. (A failed
+        # job whose invoice already shows a state saw the lock before: FundsLocked
+        # again is V1's UnSetRefundRequested, recorded below.)
         locked = invoice.model_copy(update={"on_chain_state": OnChainState.FUNDS_LOCKED})
         step, money = money_after_failure(job, locked, OnChainState.FUNDS_LOCKED, now_ms, policy)
         reason = job.error.reason if job.error is not None else "FAILED"
@@ -394,6 +396,16 @@ def _error_changed(
         return recorded.then(
             Decision(events=(NewEvent(EventType.PAYMENT_STATE_CHANGED, "the error is cleared"),))
         ).then(cleared)
+    if not payment.needs_manual_action:
+        # An error on a payment that is not parked (upstream's wallet timeout: the
+        # transaction is still pending and may confirm). error-state-recovery answers
+        # 400 for it and `agentjobs recover` refuses it, so neither may be offered.
+        message = (
+            "the payment service reports an error on a payment it has not parked for "
+            f"manual action: {error}; its transaction may still confirm: look at the "
+            "payment in the payment service's admin interface"
+        )
+        return recorded.then(needs_attention(job, AttentionReason.PAYMENT_ERROR, message, "", now))
     now_ms = ms(now)
     ours = (
         bool(job.result_hash)
