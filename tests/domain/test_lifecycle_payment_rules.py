@@ -15,6 +15,7 @@ Upstream facts these rules answer to (masumi-payment-service 0.28.0):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -739,6 +740,20 @@ def test_our_submission_parked_too_late_to_submit_again_needs_attention() -> Non
     assert after.attention.reason == AttentionReason.SUBMISSION_FAILED
     assert "too late to submit again" in after.attention.message
     assert "withdraw after submitResultTime" in after.attention.message
+    assert after.attention.action == ""  # a recovery would be refused now
+
+
+def test_our_submission_parked_without_an_error_type_suggests_no_recovery() -> None:
+    """error-state-recovery refuses an error without a type: nothing to run for it."""
+    job, invoice = a_job(S.COMPLETED), an_invoice(InvoiceStatus.SUBMITTED, State.FUNDS_LOCKED)
+    untyped = dataclasses.replace(submission_failed(), error_type=None)
+    decision = decide(job, invoice, untyped, EARLY)
+    assert decision.step is KEEP
+    after = preview(job, decision, at(EARLY))
+    assert after.attention is not None
+    assert after.attention.reason == AttentionReason.SUBMISSION_FAILED
+    assert "admin interface" in after.attention.message
+    assert after.attention.action == ""
 
 
 def test_our_submission_parked_again_after_the_last_recovery_needs_attention() -> None:

@@ -432,12 +432,18 @@ def _error_changed(
         )
     action = f"agentjobs recover {job.job_id}"
     if ours:
-        late = now_ms >= policy.last_submit(job)
-        message = f"submitting the result failed on chain: {error}" + (
-            "; too late to submit again: the buyer can withdraw after submitResultTime"
-            if late
-            else f"; recover it with `{action}` before {iso(policy.last_submit(job))}"
-        )
+        message = f"submitting the result failed on chain: {error}"
+        if now_ms >= policy.last_submit(job):
+            message += "; too late to submit again: the buyer can withdraw after submitResultTime"
+            action = ""  # a recovery now would be refused: suggest nothing that cannot work
+        elif not recoverable:
+            message += (
+                "; the payment service cannot retry it (no error type): look at the payment "
+                "in its admin interface"
+            )
+            action = ""
+        else:
+            message += f"; recover it with `{action}` before {iso(policy.last_submit(job))}"
         reason = AttentionReason.SUBMISSION_FAILED
     elif recoverable:
         message = f"the payment is waiting for manual action: {error}; retry with `{action}`"
