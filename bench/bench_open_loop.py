@@ -325,11 +325,11 @@ def report(
         "driver CPU %",
         "first step that failed (per round)",
     ]
-    rounds = max(len(r) for r in results.values())
+    round_count = max(len(steps) for steps in results.values())
     return [
         f"Open loop: arrivals at a fixed rate for {step_s:g} s per step, stepped up until "
         f"p99 start -> completed > {bound_s:g} s or a job did not complete; lock_after 0, "
-        f"settle_after 0.1 s, agentjobs monitor interval {interval_s:g} s; {rounds} rounds, "
+        f"settle_after 0.1 s, agentjobs monitor interval {interval_s:g} s; {round_count} rounds, "
         "median (min-max):",
         "",
         *common.table(header, rows),

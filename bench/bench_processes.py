@@ -163,17 +163,17 @@ def report(
     e2e_rows = []
     one = e2e[min(e2e)]
     for processes in sorted(e2e):
-        got = e2e[processes]
-        ratios = [a.jobs_per_s / b.jobs_per_s for a, b in zip(got, one, strict=True)]
+        done = e2e[processes]
+        scaled = [a.jobs_per_s / b.jobs_per_s for a, b in zip(done, one, strict=True)]
         e2e_rows.append(
             [
                 f"agentjobs, SQLite, --processes {processes}, gRPC StartJob + WatchJob",
-                common.spread([r.jobs_per_s for r in got], 1),
-                f"{common.median(ratios):.2f}",
-                common.spread([r.p50_s for r in got], 2),
-                common.spread([r.p99_s for r in got], 2),
-                common.spread([r.cpu_ms_per_job for r in got], 1),
-                sum(r.failed for r in got),
+                common.spread([r.jobs_per_s for r in done], 1),
+                f"{common.median(scaled):.2f}",
+                common.spread([r.p50_s for r in done], 2),
+                common.spread([r.p99_s for r in done], 2),
+                common.spread([r.cpu_ms_per_job for r in done], 1),
+                sum(r.failed for r in done),
             ]
         )
     rounds = len(ceiling)

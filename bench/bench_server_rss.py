@@ -25,7 +25,7 @@ import grpc
 from agentjobs.server.repository.factory import open_repository
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from bench import common
-from bench.bench_repository import new_job
+from bench.bench_repository import create
 from bench.common import Child, say
 
 READS = 1000
@@ -37,7 +37,7 @@ async def fill(path: Path, count: int) -> list[str]:
     try:
 
         async def one(n: int) -> str:
-            return (await repository.create(new_job(n))).job_id
+            return (await create(repository, n)).job_id
 
         return await common.in_parallel(count, 16, one)
     finally:
