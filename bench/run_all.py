@@ -73,7 +73,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[str]]]] = {
     ),
     "rss": (
         "bench.bench_server_rss",
-        lambda quick: bench_server_rss.run(10_000) if quick else bench_server_rss.run(),
+        lambda quick: bench_server_rss.run(10_000, rounds=1) if quick else bench_server_rss.run(),
     ),
     "repository": ("bench.bench_repository", repository),
     "processes": (
