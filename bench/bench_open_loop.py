@@ -26,8 +26,9 @@ least about one interval).
 
 A step lasts --step-s seconds of arrivals; it holds when every job of the step completed
 and p99 <= --p99-bound. Stepping stops at the first step that does not hold. Round 1
-starts at the lowest rate; later rounds start two steps below round 1's last holding rate
-(the steps below it held in round 1). Each step also records the server's CPU (all its
+starts at the lowest rate; later rounds start two steps below round 1's highest holding
+rate (the steps below it held in round 1) and, if that first step fails, step down until
+one holds. Each step also records the server's CPU (all its
 processes) and the driver's, as % of one core, to show what bound the rate.
 """
 
@@ -226,11 +227,15 @@ async def climb(
     servers: Sequence[Child],
     jobs: Sequence[Job],
     rates: Sequence[float],
+    start: int,
     step_s: float,
     bound_s: float,
 ) -> list[Step]:
-    steps = []
-    for rate in rates:
+    """Up from rates[start] until a step fails; if the very first one fails, down from
+    there until one holds (or the lowest rate failed too)."""
+    steps: list[Step] = []
+
+    async def attempt(rate: float) -> bool:
         step = await one_step(servers, jobs, rate, step_s)
         steps.append(step)
         say(
@@ -238,14 +243,28 @@ async def climb(
             f"p99 {step.p99_s:.2f} s, server CPU {step.server_cpu_pct:.0f}%, "
             f"driver CPU {step.driver_cpu_pct:.0f}%"
         )
-        if not step.holds(bound_s):
+        return step.holds(bound_s)
+
+    for rate in rates[start:]:
+        if not await attempt(rate):
             break
+    if len(steps) == 1 and not steps[0].holds(bound_s):
+        for rate in reversed(rates[:start]):
+            if await attempt(rate):
+                break
     return steps
 
 
 def sustained(steps: Sequence[Step], bound_s: float) -> Step | None:
+    """The step with the highest rate that held."""
     held = [step for step in steps if step.holds(bound_s)]
-    return held[-1] if held else None
+    return max(held, key=lambda step: step.rate) if held else None
+
+
+def first_failed(steps: Sequence[Step], bound_s: float) -> Step | None:
+    """The step with the lowest rate that did not hold."""
+    failed = [step for step in steps if not step.holds(bound_s)]
+    return min(failed, key=lambda step: step.rate) if failed else None
 
 
 async def measure(
@@ -276,7 +295,7 @@ async def measure(
                         servers,
                         jobs,
                     ):
-                        steps = await climb(servers, jobs, rates[start:], step_s, bound_s)
+                        steps = await climb(servers, jobs, rates, start, step_s, bound_s)
                 results.setdefault(name, []).append(steps)
     return results
 
@@ -290,7 +309,7 @@ def report(
         best = [sustained(steps, bound_s) for steps in rounds]
         rates = [b.rate if b is not None else 0.0 for b in best]
         held = [b for b in best if b is not None]
-        first_failed = [steps[-1] for steps in rounds if not steps[-1].holds(bound_s)]
+        failures = [f for steps in rounds if (f := first_failed(steps, bound_s)) is not None]
         ratio = "-"
         if base is not None:
             base_rates = [
@@ -310,7 +329,7 @@ def report(
                 "; ".join(
                     f"{s.rate:g}/s: p99 {s.p99_s:.2f} s, {s.completed}/{s.started} done, "
                     f"server {s.server_cpu_pct:.0f}%"
-                    for s in first_failed
+                    for s in failures
                 )
                 or "none failed",
             ]
