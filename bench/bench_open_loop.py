@@ -11,8 +11,9 @@ queue, and the latency shows it. Latency runs from the job's scheduled arrival (
 moment the call was made, so a late driver cannot hide a slow server) to the moment its
 caller sees it completed.
 
-Variants, each a fresh server on the sandbox payment service (in this process; it locks
-funds as soon as a payment is requested and settles each chain step after 0.1 s):
+Variants, each (per round) a fresh server on a fresh sandbox payment service (in this
+process; it locks funds as soon as a payment is requested and settles each chain step
+after 0.1 s):
 - sqlite: agentjobs on a SQLite file (WAL, synchronous=FULL);
 - pg1 / pg3: agentjobs on PostgreSQL (127.0.0.1:5432, database `test`; each run in a
   schema of its own, dropped afterwards) with 1 and 3 replicas (separate
@@ -276,27 +277,28 @@ async def measure(
     interval_s: float,
 ) -> dict[str, list[list[Step]]]:
     results: dict[str, list[list[Step]]] = {}
-    async with (
-        common.sandbox(lock_after=0, settle_after=0.1) as (_service, payments),
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
-    ):
-        for n in range(rounds):
-            say(f"round {n + 1}/{rounds}")
-            for name in names:
-                start = 0
-                if results.get(name):
-                    best = sustained(results[name][0], bound_s)
-                    if best is not None:
-                        start = max(0, list(rates).index(best.rate) - 2)
-                say(f"  {name} from {rates[start]:g}/s")
-                # A fresh server (and database) per variant and round.
+    for n in range(rounds):
+        say(f"round {n + 1}/{rounds}")
+        for name in names:
+            start = 0
+            if results.get(name):
+                best = sustained(results[name][0], bound_s)
+                if best is not None:
+                    start = max(0, list(rates).index(best.rate) - 2)
+            say(f"  {name} from {rates[start]:g}/s")
+            # A fresh payment service, server and database per variant and round: the
+            # sandbox keeps moving earlier rounds' payments along the chain.
+            async with (
+                common.sandbox(lock_after=0, settle_after=0.1) as (_service, payments),
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+            ):
                 with common.temp_dir("bench-open-loop-db-") as db_dir:
                     async with variant(name, payments, db_dir, session, interval_s) as (
                         servers,
                         jobs,
                     ):
                         steps = await climb(servers, jobs, rates, start, step_s, bound_s)
-                results.setdefault(name, []).append(steps)
+            results.setdefault(name, []).append(steps)
     return results
 
 
