@@ -61,12 +61,19 @@ async def grpc_job(stub: jobs_pb2_grpc.JobServiceStub) -> bool:
     request = jobs_pb2.StartJobRequest(identifier_from_purchaser=common.purchaser_id())
     request.input_data.update(common.DEMO_INPUT)
     started = await stub.StartJob(request, timeout=60)
-    async for update in stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=started.job_id)):
-        if update.job.status == jobs_pb2.JOB_STATUS_COMPLETED:
-            return True
-        if update.job.status == jobs_pb2.JOB_STATUS_FAILED:
-            return False
-    return False
+    watch = stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=started.job_id))
+    try:
+        async for update in watch:
+            if update.job.status == jobs_pb2.JOB_STATUS_COMPLETED:
+                return True
+            if update.job.status == jobs_pb2.JOB_STATUS_FAILED:
+                return False
+        return False
+    finally:
+        # Leaving the loop before the stream's end leaves the call open on the client
+        # until it is collected, and an open call holds one of the connection's
+        # max_concurrent_streams (100): ~100 such calls stall every new call.
+        watch.cancel()
 
 
 async def one_round(

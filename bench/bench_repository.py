@@ -3,11 +3,13 @@
     .venv/bin/python -m bench.bench_repository [--backend all|memory|sqlite|postgres]
                                                [--jobs N] [--repeat R] [--rss-jobs N]
 
-For each backend, on a fresh store: N sequential creates (job + invoice + 2 events in
-one transaction), N gets by id, N transitions AWAITING_PAYMENT -> RUNNING with their
-invoice change, and N creates from 16 concurrent tasks. Each figure is the median of
-R rounds (the range in brackets). Then, in a fresh child process per backend, the
-resident set size after storing --rss-jobs jobs (SQLite and memory only).
+For each backend, on a fresh store: N sequential creates (as StartJob writes a job:
+the intent with its CREATED event, then its payment attached: invoice + PAYMENT_REQUESTED,
+two write transactions), N gets by id, N transitions AWAITING_PAYMENT -> RUNNING with
+their invoice change (a read of job + invoice, then one write), and N creates from 16
+concurrent tasks. Each figure is the median of R rounds (the range in brackets). Then,
+in a fresh child process per backend, the resident set size after storing --rss-jobs
+jobs (SQLite and memory only).
 
 PostgreSQL: AGENTJOBS_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/
 test); the run uses its own schema and drops it. Skipped, with a message, if unreachable.
@@ -28,44 +30,89 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
-from agentjobs.server.domain import Amount, EventType, InvoiceStatus, JobStatus, PaymentTerms
-from agentjobs.server.repository.base import InvoiceChange, JobRepository, NewJob, StatusChange
+from agentjobs.server.domain import Amount, EventType, Job, JobStatus, PaymentTerms
+from agentjobs.server.domain.lifecycle import (
+    NewEvent,
+    Policy,
+    ms,
+    on_payment,
+    on_payment_requested,
+)
+from agentjobs.server.domain.payment import NextAction, OnChainState, PaymentState
+from agentjobs.server.domain.steps import Step
 from agentjobs.server.repository.factory import open_repository
+from agentjobs.server.repository.store import JobRepository
 
 POSTGRES_URL = os.environ.get(
     "AGENTJOBS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ("memory", "sqlite", "postgres")
 CONCURRENT_TASKS = 16
-PAID = StatusChange(
-    to=JobStatus.RUNNING,
-    expected=JobStatus.AWAITING_PAYMENT,
-    event=EventType.FUNDS_LOCKED,
-    invoice=InvoiceChange(status=InvoiceStatus.PAID, on_chain_state="FundsLocked"),
-)
+POLICY = Policy()
+HOUR_MS = 3_600_000
 
 
-def new_job(n: int) -> NewJob:
-    """A realistic row: a small input document, a 64-hex hash, long identifiers."""
-    return NewJob(
+def new_job(n: int) -> Job:
+    """A realistic intent as StartJob stores it (awaiting payment, step REQUEST_PAYMENT):
+    a small input document, a 64-hex hash, long identifiers."""
+    now = datetime.now(UTC)
+    return Job(
+        job_id=str(uuid.uuid4()),
+        status_id=str(uuid.uuid4()),
         identifier_from_purchaser="aabbccddeeff0011",
         input_data={"text": f"summarise document {n}", "max_words": 200},
         input_hash=f"{n:064x}",
-        payment=PaymentTerms(
-            blockchain_identifier=f"{uuid.uuid4().hex}" * 4,
-            seller_vkey="a" * 56,
-            agent_identifier="b" * 120,
-            pay_by_time=1_900_000_000_000,
-            submit_result_time=1_900_003_600_000,
-            unlock_time=1_900_007_200_000,
-            external_dispute_unlock_time=1_900_010_800_000,
-            amounts=(Amount(amount=10_000_000),),
-        ),
+        agent_identifier="b" * 120,
+        created_at=now,
+        updated_at=now,
+        status=JobStatus.AWAITING_PAYMENT,
+        step=Step.REQUEST_PAYMENT,
+        run_at=ms(now) + 60_000,
     )
+
+
+def terms_for(now_ms: int) -> PaymentTerms:
+    """What the payment service answers to POST /payment (pay by: 12 h from now)."""
+    pay_by = now_ms + 12 * HOUR_MS
+    return PaymentTerms(
+        blockchain_identifier=f"{uuid.uuid4().hex}" * 4,
+        seller_vkey="a" * 56,
+        agent_identifier="b" * 120,
+        pay_by_time=pay_by,
+        submit_result_time=pay_by + 12 * HOUR_MS,
+        unlock_time=pay_by + 13 * HOUR_MS,
+        external_dispute_unlock_time=pay_by + 14 * HOUR_MS,
+        amounts=(Amount(amount=10_000_000),),
+    )
+
+
+async def create(repo: JobRepository, n: int) -> Job:
+    """What StartJob writes: the intent with its CREATED event, then the payment the
+    service created attached to it (PENDING invoice, PAYMENT_REQUESTED): two writes."""
+    job = new_job(n)
+    stored = await repo.insert(
+        job, [NewEvent(EventType.CREATED, "", {"input_hash": job.input_hash})]
+    )
+    now = datetime.now(UTC)
+    decision = on_payment_requested(stored, terms_for(ms(now)), now, POLICY)
+    return await repo.apply(stored, decision, now)
+
+
+async def pay(repo: JobRepository, job_id: str) -> Job:
+    """The buyer locked funds: AWAITING_PAYMENT -> RUNNING, FUNDS_LOCKED, invoice PAID."""
+    job, invoice = await repo.get_with_invoice(job_id)
+    now = datetime.now(UTC)
+    state = PaymentState(
+        blockchain_identifier=job.blockchain_identifier,
+        on_chain_state=OnChainState.FUNDS_LOCKED,
+        requested_action=NextAction.WAITING_FOR_EXTERNAL_ACTION,
+    )
+    return await repo.apply(job, on_payment(job, invoice, state, now, POLICY), now)
 
 
 @dataclass(frozen=True)
@@ -121,7 +168,7 @@ async def one_round(backend: str, jobs: int) -> Rates:
 
         async def creates() -> None:
             for n in range(jobs):
-                ids.append((await repo.create(new_job(n))).job_id)
+                ids.append((await create(repo, n)).job_id)
 
         async def gets() -> None:
             for job_id in ids:
@@ -129,12 +176,12 @@ async def one_round(backend: str, jobs: int) -> Rates:
 
         async def transitions() -> None:
             for job_id in ids:
-                await repo.update_status(job_id, PAID)
+                await pay(repo, job_id)
 
         async def concurrent_creates() -> None:
             async def worker(first: int) -> None:
                 for n in range(first, jobs, CONCURRENT_TASKS):
-                    await repo.create(new_job(jobs + n))
+                    await create(repo, jobs + n)
 
             await asyncio.gather(*(worker(i) for i in range(CONCURRENT_TASKS)))
 
@@ -161,7 +208,7 @@ async def fill(backend: str, jobs: int) -> dict[str, float]:
     async with fresh_store(backend) as repo:
         started = time.perf_counter()
         for n in range(jobs):
-            await repo.create(new_job(n))
+            await create(repo, n)
         elapsed = time.perf_counter() - started
         after = rss_kib()
     return {

@@ -1,7 +1,7 @@
 """The server process's memory with many stored jobs: `agentjobs-server serve` on a
 SQLite file holding N jobs, against the same server on an empty file.
 
-    .venv/bin/python -m bench.bench_server_rss [--jobs 100000]
+    .venv/bin/python -m bench.bench_server_rss [--jobs 100000] [--rounds 3]
 
 The file is filled through the repository (16 concurrent creates; each job with its
 invoice and two events, as StartJob stores them). All N jobs are awaiting payment, the
@@ -25,7 +25,7 @@ import grpc
 from agentjobs.server.repository.factory import open_repository
 from agentjobs.v1 import jobs_pb2, jobs_pb2_grpc
 from bench import common
-from bench.bench_repository import new_job
+from bench.bench_repository import create
 from bench.common import Child, say
 
 READS = 1000
@@ -37,7 +37,7 @@ async def fill(path: Path, count: int) -> list[str]:
     try:
 
         async def one(n: int) -> str:
-            return (await repository.create(new_job(n))).job_id
+            return (await create(repository, n)).job_id
 
         return await common.in_parallel(count, 16, one)
     finally:
@@ -51,7 +51,7 @@ def peak_mib(server: Child) -> float:
     return float("nan")
 
 
-async def readings(directory: Path, job_ids: list[str]) -> list[str]:
+async def readings(directory: Path, job_ids: list[str]) -> list[float]:
     async with common.sandbox(lock_after=None) as (_service, payments):
         began = time.monotonic()
         async with common.ours(payments, directory, monitor_interval_s=1) as server:
@@ -64,19 +64,24 @@ async def readings(directory: Path, job_ids: list[str]) -> list[str]:
                     stub = jobs_pb2_grpc.JobServiceStub(channel)
                     for job_id in random.choices(job_ids, k=READS):
                         await stub.GetJobStatus(jobs_pb2.GetJobStatusRequest(job_id=job_id))
-            return [
-                f"{ready_s:.1f}",
-                f"{serving:.0f}",
-                f"{after_rounds:.0f}",
-                f"{server.rss_mib():.0f}",
-                f"{peak_mib(server):.0f}",
-            ]
+            return [ready_s, serving, after_rounds, server.rss_mib(), peak_mib(server)]
 
 
-async def measure(count: int) -> list[str]:
+async def rounds_of(directory: Path, job_ids: list[str], rounds: int) -> list[str]:
+    """`rounds` fresh server processes on the same file, one after the other; each column
+    as median (min-max)."""
+    taken = []
+    for n in range(rounds):
+        taken.append(await readings(directory, job_ids))
+        say(f"    round {n + 1}: " + ", ".join(f"{x:.1f}" for x in taken[-1]))
+    columns = list(zip(*taken, strict=True))
+    return [common.spread(columns[0], 1), *(common.spread(column) for column in columns[1:])]
+
+
+async def measure(count: int, rounds: int) -> list[str]:
     rows = []
     with common.temp_dir("bench-rss-empty-") as empty:
-        rows.append(["empty file", "-", *await readings(empty, [])])
+        rows.append(["empty file", "-", *await rounds_of(empty, [], rounds)])
         say(f"  {rows[-1]}")
     with common.temp_dir("bench-rss-full-") as full:
         began = time.monotonic()
@@ -85,7 +90,11 @@ async def measure(count: int) -> list[str]:
         size = sum(f.stat().st_size for f in full.iterdir()) / 2**20
         say(f"  filled {count:,} jobs in {fill_s:.0f} s ({size:.0f} MiB on disk)")
         rows.append(
-            [f"{count:,} jobs awaiting payment", f"{size:.0f}", *await readings(full, job_ids)]
+            [
+                f"{count:,} jobs awaiting payment",
+                f"{size:.0f}",
+                *await rounds_of(full, job_ids, rounds),
+            ]
         )
         say(f"  {rows[-1]}")
     header = [
@@ -97,19 +106,24 @@ async def measure(count: int) -> list[str]:
         f"after {READS:,} status reads",
         "peak MiB",
     ]
-    return common.table(header, rows)
+    return [
+        f"{rounds} server processes per file, one after the other; median (min-max):",
+        "",
+        *common.table(header, rows),
+    ]
 
 
-def run(count: int = 100_000) -> list[str]:
-    return asyncio.run(measure(count))
+def run(count: int = 100_000, rounds: int = 3) -> list[str]:
+    return asyncio.run(measure(count, rounds))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.bench_server_rss", description=__doc__)
     parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     say(common.machine_line())
-    say("\n".join(["", *run(args.jobs)]))
+    say("\n".join(["", *run(args.jobs, args.rounds)]))
 
 
 if __name__ == "__main__":

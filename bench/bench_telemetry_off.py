@@ -45,7 +45,7 @@ async def _async_blocks(count: int, manager: object) -> float:
 def hooks(count: int) -> list[str]:
     assert not telemetry.enabled()
 
-    def span_off() -> object:
+    def span_off() -> contextlib.AbstractContextManager[object]:
         return telemetry.span("db.transaction", backend="sqlite")
 
     ns = 1e9 / count

@@ -76,9 +76,9 @@ class Child:
                 ready.set()
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used (Linux /proc)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """User + system CPU time the process and its live child processes have used
+        (Linux /proc): `serve --processes N` is one process tree."""
+        return tree_cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:
         return rss_mib(self.pid)
@@ -214,6 +214,20 @@ def temp_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and, recursively, of its live children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            for child_pid in (task / "children").read_text().split():
+                total += tree_cpu_seconds(int(child_pid))
+    return total
 
 
 def rss_mib(pid: int | str = "self") -> float:

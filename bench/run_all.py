@@ -6,7 +6,10 @@
 Benchmarks, in order: status (read path: gRPC vs the grpc.aio ceiling, HTTP vs the
 masumi SDK), monitor (pending payments: diff vs per-payment polling), e2e (jobs per
 second, ours vs the SDK), follow (WatchJob vs 1 Hz polling, server CPU), rss (server
-process with 100k stored jobs), repository (store throughput and RSS per backend).
+process with 100k stored jobs), repository (store throughput and RSS per backend),
+processes (`serve --processes 1` and 2: GetJobStatus against the single-process ceiling,
+end to end), open_loop (jobs arriving at a fixed rate, stepped up until p99 start ->
+completed passes 2 s: SQLite, PostgreSQL with 1 and 3 replicas, the SDK).
 --quick runs each with small counts and one round (~5 minutes instead of ~30; for a smoke
 test, not for figures). Needs h2load and wrk (apt-get install -y nghttp2-client wrk).
 docs/PERFORMANCE.md has the commands, the tables and what bounds each figure.
@@ -25,6 +28,8 @@ from bench import (
     bench_e2e,
     bench_follow,
     bench_monitor,
+    bench_open_loop,
+    bench_processes,
     bench_repository,
     bench_server_rss,
     bench_status,
@@ -68,9 +73,23 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[str]]]] = {
     ),
     "rss": (
         "bench.bench_server_rss",
-        lambda quick: bench_server_rss.run(10_000) if quick else bench_server_rss.run(),
+        lambda quick: bench_server_rss.run(10_000, rounds=1) if quick else bench_server_rss.run(),
     ),
     "repository": ("bench.bench_repository", repository),
+    "processes": (
+        "bench.bench_processes",
+        lambda quick: (
+            bench_processes.run(seconds=4, rounds=1, jobs=60) if quick else bench_processes.run()
+        ),
+    ),
+    "open_loop": (
+        "bench.bench_open_loop",
+        lambda quick: (
+            bench_open_loop.run(rates=(5, 10), step_s=3, rounds=1)
+            if quick
+            else bench_open_loop.run()
+        ),
+    ),
 }
 
 
