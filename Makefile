@@ -25,8 +25,9 @@ proto: $(STAMP)
 run: $(STAMP)
 	@AGENTJOBS_OPERATOR_TOKEN=$${AGENTJOBS_OPERATOR_TOKEN:-dev-operator-token} $(BIN)/agentjobs-server serve
 
+# Two workers, a test file each at a time (module fixtures start their server once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
