@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Connection
@@ -30,6 +30,8 @@ from agentjobs.server.repository.rows import (
 )
 from agentjobs.server.repository.tables import invoice_amounts, invoices, job_events, jobs
 from agentjobs.server.repository.timestamps import as_utc
+
+T = TypeVar("T")
 
 # Identifiers per IN (...) query: far below SQLite's and asyncpg's parameter limits.
 IN_CHUNK = 500
@@ -170,6 +172,22 @@ def _before(created_at: Any, key: Any, cursor: Cursor) -> ColumnElement[bool]:
     )
 
 
+def _page(
+    found: Sequence[T],
+    page_size: int,
+    kind: str,
+    filter_value: str | None,
+    cursor: Callable[[T], Cursor],
+) -> Page:
+    """A page of `page_size` from `found` (fetched with one row more than that): the
+    extra row says a next page exists, which starts after the page's last item."""
+    items = list(found[:page_size])
+    token = None
+    if len(found) > page_size:
+        token = encode_page_token(kind, filter_value, cursor(items[-1]))
+    return Page(items=items, next_page_token=token)
+
+
 def list_jobs(
     connection: Connection,
     *,
@@ -189,14 +207,9 @@ def list_jobs(
         query = query.where(_before(jobs.c.created_at, jobs.c.job_id, cursor))
     query = query.order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc()).limit(page_size + 1)
     found = [job_from_row(row._mapping) for row in connection.execute(query)]
-    items = found[:page_size]
-    token = None
-    if len(found) > page_size:
-        last = items[-1]
-        token = encode_page_token(
-            "jobs", filter_value, Cursor(created_at=last.created_at, key=last.job_id)
-        )
-    return Page(items=items, next_page_token=token)
+    return _page(
+        found, page_size, "jobs", filter_value, lambda job: Cursor(job.created_at, job.job_id)
+    )
 
 
 def list_attention(connection: Connection, *, page_size: int, page_token: str | None) -> Page:
@@ -206,14 +219,10 @@ def list_attention(connection: Connection, *, page_size: int, page_token: str | 
         query = query.where(_before(jobs.c.updated_at, jobs.c.job_id, cursor))
     query = query.order_by(jobs.c.updated_at.desc(), jobs.c.job_id.desc()).limit(page_size + 1)
     found = [job_from_row(row._mapping) for row in connection.execute(query)]
-    items = found[:page_size]
-    token = None
-    if len(found) > page_size:
-        last = items[-1]
-        token = encode_page_token(
-            "attention", None, Cursor(created_at=last.updated_at, key=last.job_id)
-        )
-    return Page(items=items, next_page_token=token)
+    # The cursor's time is the attention order's: updated_at.
+    return _page(
+        found, page_size, "attention", None, lambda job: Cursor(job.updated_at, job.job_id)
+    )
 
 
 def count_attention(connection: Connection) -> dict[str, int]:
@@ -291,16 +300,13 @@ def list_invoices(
     found = select_invoices(
         connection, where, order=("created_at", "blockchain_identifier"), limit=page_size + 1
     )
-    items = found[:page_size]
-    token = None
-    if len(found) > page_size:
-        last = items[-1]
-        token = encode_page_token(
-            "invoices",
-            filter_value,
-            Cursor(created_at=last.created_at, key=last.blockchain_identifier),
-        )
-    return Page(items=items, next_page_token=token)
+    return _page(
+        found,
+        page_size,
+        "invoices",
+        filter_value,
+        lambda invoice: Cursor(invoice.created_at, invoice.blockchain_identifier),
+    )
 
 
 def source_types_in_use(connection: Connection) -> set[str | None]:
