@@ -37,6 +37,7 @@ from agentjobs.server.payments.gateway import PaymentChanges
 from agentjobs.server.repository.base import Watermark
 from agentjobs.server.services.core import Core
 from agentjobs.server.services.intents import PaymentIntents, attach_and_apply, matches
+from agentjobs.server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,7 @@ class PaymentMonitor:
                     async with asyncio.timeout(pause):
                         await self._poke.wait()
         finally:
-            lease_loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease_loop
+            await cancel_and_wait(lease_loop)
             with contextlib.suppress(DomainError):
                 await self.leadership.resign()
 

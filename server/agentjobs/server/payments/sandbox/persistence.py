@@ -6,7 +6,6 @@ not state: they are never written."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentjobs.server.payments.sandbox.ledger import Action, ChainTransaction, Funds, LedgerPayment
+from agentjobs.server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,7 @@ class StateWriter:
     async def stop(self) -> None:
         """Stop writing in the background; the last state is written before this returns."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.flush()
 
     def flush(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentjobs.server.payments.sandbox.clock import Clock
+from agentjobs.server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def run_due(self) -> None:
         now = self._clock.now_ms()

@@ -12,6 +12,7 @@ import asyncpg
 from agentjobs.server.repository.database_url import DatabaseTarget
 from agentjobs.server.repository.feeds.hub import ChangeHub
 from agentjobs.server.repository.queries.writes import NOTIFY_CHANNEL
+from agentjobs.server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,7 @@ class PostgresListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _listen(self) -> None:
         pause = 0.1

@@ -11,11 +11,11 @@ it saw last, and when that one is gone it cannot tell what changed and wakes eve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 
 from agentjobs.server.repository.feeds.hub import ChangeHub
+from agentjobs.server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,7 @@ class SqliteWatcher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._connection is not None:
             self._connection.close()
             self._connection = None
