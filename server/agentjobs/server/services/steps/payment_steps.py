@@ -4,6 +4,7 @@ lifecycle decide, make the seller call it asks for."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from agentjobs.server.domain import (
@@ -17,6 +18,7 @@ from agentjobs.server.domain import (
 )
 from agentjobs.server.domain.lifecycle import (
     Decision,
+    Policy,
     on_expiry_check,
     on_follow,
     on_input_deadline,
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 MAX_SELLER_TRIES = 6
 
 _NOT_KNOWN = object()
+
+# on_recover_claimed, on_refund_claimed: what a seller-call step does before its call.
+ClaimRule = Callable[[Job, Invoice | None, PaymentState | None, datetime, Policy], Decision]
 
 
 async def _payment(run: StepRun) -> PaymentState | object | None:
@@ -86,18 +91,28 @@ async def input_deadline(run: StepRun) -> None:
     await run.settle(lambda j, i, n: on_input_deadline(j, i, n, policy))
 
 
-async def recover(run: StepRun) -> None:
+async def _payment_to_act_on(run: StepRun, claimed: ClaimRule) -> PaymentState | None:
+    """The payment, when the step's rule before its seller call (`claimed`) says to make
+    the call now; None when the rule settled the step itself, or the payment could not
+    be read (the step backed off)."""
     payment = await _payment(run)
     if payment is _NOT_KNOWN:
-        return
+        return None
     assert payment is None or isinstance(payment, PaymentState)
-    core, policy = run.core, run.core.policy
-    if not on_recover_claimed(
-        run.job, run.invoice, payment, core.clock.now(), policy
-    ).writes_nothing:
-        await run.settle(lambda j, i, n: on_recover_claimed(j, i, payment, n, policy))
+    policy = run.core.policy
+    if not claimed(run.job, run.invoice, payment, run.core.clock.now(), policy).writes_nothing:
+        await run.settle(lambda j, i, n: claimed(j, i, payment, n, policy))
+        return None
+    assert isinstance(payment, PaymentState)
+    return payment
+
+
+async def recover(run: StepRun) -> None:
+    payment = await _payment_to_act_on(run, on_recover_claimed)
+    if payment is None:
         return
-    assert isinstance(payment, PaymentState) and payment.updated_at is not None
+    core, policy = run.core, run.core.policy
+    assert payment.updated_at is not None
     try:
         await core.gateway.recover_error_state(payment.blockchain_identifier, payment.updated_at)
     except PaymentKeyMismatchError as refused:
@@ -135,17 +150,10 @@ async def recover(run: StepRun) -> None:
 
 
 async def refund(run: StepRun) -> None:
-    payment = await _payment(run)
-    if payment is _NOT_KNOWN:
+    payment = await _payment_to_act_on(run, on_refund_claimed)
+    if payment is None:
         return
-    assert payment is None or isinstance(payment, PaymentState)
     core, policy = run.core, run.core.policy
-    if not on_refund_claimed(
-        run.job, run.invoice, payment, core.clock.now(), policy
-    ).writes_nothing:
-        await run.settle(lambda j, i, n: on_refund_claimed(j, i, payment, n, policy))
-        return
-    assert isinstance(payment, PaymentState)
     try:
         await core.gateway.authorize_refund(payment.blockchain_identifier)
     except PaymentKeyMismatchError:
